@@ -1,0 +1,1 @@
+"""minidl: a from-scratch deep-learning framework for learning how it works inside."""

@@ -1,0 +1,47 @@
+"""The ``minidl`` command: one sub-command per job, each registered by its module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Each module named here has ``register(subparsers)``, which adds its sub-command
+# and sets ``func`` on the parsed arguments.
+COMMAND_MODULES = (
+    "minidl.bench",
+    "minidl.doctor",
+    "minidl.weights",
+    "minidl.features",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minidl", description="minidl: a teaching deep-learning framework"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # a module still being written
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
