@@ -1,0 +1,47 @@
+"""Sample images for the lessons: three paintings (style) and one photo (content).
+
+>>> from minidl.data import sample
+>>> sample("starry_night").shape
+(640, 1024, 3)
+
+The paintings are bundled in this folder (see README.md here for their
+attribution); ``grace_hopper`` is the photo that matplotlib ships.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from minidl.image import load_image
+
+DATA_DIR = Path(__file__).resolve().parent
+
+# name -> file in this folder
+PAINTINGS = {
+    "starry_night": "starry_night.jpg",  # Vincent van Gogh, 1889
+    "the_scream": "the_scream.jpg",  # Edvard Munch, 1893
+    "shipwreck": "shipwreck.jpg",  # J. M. W. Turner, 1805
+}
+NAMES = (*PAINTINGS, "grace_hopper")
+
+
+def sample_path(name: str) -> Path:
+    """Return the path of the sample image called ``name`` (see ``NAMES``)."""
+    if name in PAINTINGS:
+        return DATA_DIR / PAINTINGS[name]
+    if name == "grace_hopper":
+        from matplotlib import cbook
+
+        # asfileobj=False: return the path rather than an open file object.
+        return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    raise ValueError(f"unknown sample image {name!r}; available: {', '.join(NAMES)}")
+
+
+def sample(name: str, max_side: int | None = None) -> np.ndarray:
+    """Load the sample image ``name`` as an (H, W, 3) uint8 RGB array.
+
+    With ``max_side``, it is resized so that its longer side has that many pixels.
+    """
+    return load_image(sample_path(name), max_side=max_side)
