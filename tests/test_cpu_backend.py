@@ -73,9 +73,7 @@ def windows(h, wd, kernel, stride, padding):
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     for oh in range(out_size(h, kh, sh, ph)):
         for ow in range(out_size(wd, kw, sw, pw)):
-            pixels = [
-                (oh * sh - ph + i, ow * sw - pw + j) for i in range(kh) for j in range(kw)
-            ]
+            pixels = [(oh * sh - ph + i, ow * sw - pw + j) for i in range(kh) for j in range(kw)]
             yield oh, ow, [(r, q) for r, q in pixels if 0 <= r < h and 0 <= q < wd]
 
 
@@ -322,8 +320,9 @@ def test_avg_pool2d_and_grad_match_loops(case):
     np.testing.assert_allclose(y, ref_avg_pool2d(x, kernel, stride, padding), atol=1e-12)
     gy = rng.standard_normal(y.shape)
     gx = B.avg_pool2d_grad(gy, (h, wd), kernel, stride, padding)
-    np.testing.assert_allclose(gx, ref_avg_pool2d_grad(gy, (h, wd), kernel, stride, padding),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        gx, ref_avg_pool2d_grad(gy, (h, wd), kernel, stride, padding), atol=1e-12
+    )
     assert np.isclose(np.vdot(y, gy), np.vdot(x, gx))
 
 

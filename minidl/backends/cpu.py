@@ -133,8 +133,8 @@ class CpuBackend:
             xp = _pad(x[b], padding)
             for r0, r1 in _row_chunks(ho, wo, c * kh * kw, y.itemsize):
                 # Output rows r0..r1 read padded rows from r0*stride_h on.
-                cols = im2col(xp[:, r0 * stride[0]:], (kh, kw), r1 - r0, wo, stride, dilation)
-                np.matmul(w_mat, cols, out=y[b, :, r0 * wo:r1 * wo])
+                cols = im2col(xp[:, r0 * stride[0] :], (kh, kw), r1 - r0, wo, stride, dilation)
+                np.matmul(w_mat, cols, out=y[b, :, r0 * wo : r1 * wo])
         return y.reshape(n, c_out, ho, wo)
 
     def conv2d_grad_input(self, gy, w, input_hw, stride, padding, dilation):
@@ -160,9 +160,9 @@ class CpuBackend:
             # Padded rows/cols that no window reaches (the output_padding case) stay 0.
             gxp = np.zeros((c, h + 2 * ph, wd + 2 * pw), dtype=dtype)
             for r0, r1 in _row_chunks(ho, wo, c * kh * kw, gx.itemsize):
-                cols = w_mat_t @ gy_mat[b, :, r0 * wo:r1 * wo]
-                col2im(cols, gxp[:, r0 * stride[0]:], (kh, kw), r1 - r0, wo, stride, dilation)
-            gx[b] = gxp[:, ph:ph + h, pw:pw + wd]
+                cols = w_mat_t @ gy_mat[b, :, r0 * wo : r1 * wo]
+                col2im(cols, gxp[:, r0 * stride[0] :], (kh, kw), r1 - r0, wo, stride, dilation)
+            gx[b] = gxp[:, ph : ph + h, pw : pw + wd]
         return gx
 
     def conv2d_grad_weight(self, x, gy, kernel_hw, stride, padding, dilation):
@@ -175,8 +175,8 @@ class CpuBackend:
         for b in range(n):
             xp = _pad(x[b], padding)
             for r0, r1 in _row_chunks(ho, wo, c * kh * kw, gw.itemsize):
-                cols = im2col(xp[:, r0 * stride[0]:], (kh, kw), r1 - r0, wo, stride, dilation)
-                gw += gy_mat[b, :, r0 * wo:r1 * wo] @ cols.T
+                cols = im2col(xp[:, r0 * stride[0] :], (kh, kw), r1 - r0, wo, stride, dilation)
+                gw += gy_mat[b, :, r0 * wo : r1 * wo] @ cols.T
         return gw.reshape(c_out, c, kh, kw)
 
     # ---------------------------------------------------------------- max pooling
@@ -188,7 +188,7 @@ class CpuBackend:
         A strict ``>`` keeps the first maximum in row-major window order.  Padding is
         -inf, so it never wins against a real value.
         """
-        n, c, h, wd = x.shape
+        h, wd = x.shape[2:]
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
         ho, wo = _out_size(h, kh, sh, ph), _out_size(wd, kw, sw, pw)
         xp = _pad(x, padding, value=-np.inf)
@@ -264,7 +264,7 @@ class CpuBackend:
             for j in range(kw):
                 hs, ws = _window_slices(i, j, (ho, wo), stride)
                 gxp[:, :, hs, ws] += share
-        return np.ascontiguousarray(gxp[:, :, ph:ph + h, pw:pw + wd])
+        return np.ascontiguousarray(gxp[:, :, ph : ph + h, pw : pw + wd])
 
     # ---------------------------------------------------------------- Gram matrix
 
