@@ -88,8 +88,9 @@ def save_image(path: str | os.PathLike, img: np.ndarray) -> Path:
         )
     img = np.asarray(img)
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
-        raise ValueError(f"cannot save image {path}: expected shape (H, W, 3) or (H, W), "
-                         f"got {img.shape}")
+        raise ValueError(
+            f"cannot save image {path}: expected shape (H, W, 3) or (H, W), got {img.shape}"
+        )
     if np.issubdtype(img.dtype, np.floating):
         if not np.all(np.isfinite(img)):
             raise ValueError(f"cannot save image {path}: it contains NaN or Inf")

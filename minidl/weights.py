@@ -211,11 +211,14 @@ def _read_minidl(f: h5py.File, path: Path) -> WeightsFile:
         )
     state = {}
 
-    def visit(name: str, obj) -> None:
-        if isinstance(obj, h5py.Dataset):
-            state[name] = _read_dataset(obj, path, name)
+    def walk(group: h5py.Group, prefix: str) -> None:
+        for name, obj in group.items():  # in the order they were written
+            if isinstance(obj, h5py.Group):
+                walk(obj, f"{prefix}{name}/")
+            else:
+                state[prefix + name] = _read_dataset(obj, path, prefix + name)
 
-    f.visititems(visit)
+    walk(f, "")
     metadata = json.loads(f.attrs.get("metadata", "{}"))
     return WeightsFile(path, "minidl", state, metadata=metadata)
 
@@ -223,7 +226,7 @@ def _read_minidl(f: h5py.File, path: Path) -> WeightsFile:
 def _read_dataset(dataset: h5py.Dataset, path: Path, name: str) -> np.ndarray:
     """Read one dataset into memory, turning low-level HDF5 errors into WeightsError."""
     try:
-        return dataset[()]
+        return np.asarray(dataset[()])  # asarray: a scalar dataset becomes a 0-d array
     except (OSError, KeyError) as e:
         raise WeightsError(f"{path}: cannot read '{name}' (is the file truncated?): {e}") from e
 
@@ -519,7 +522,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     width = max((len(k) for k in weights.state_dict), default=0)
     for key, array in weights.state_dict.items():
         shape = str(tuple(array.shape))
-        print(f"  {key:<{width}}  {shape:<20} {str(array.dtype):<8} {array.size:>12,}")
+        print(f"  {key:<{width}}  {shape:<20} {array.dtype!s:<8} {array.size:>12,}")
     print(f"{len(weights.state_dict)} arrays, {weights.num_parameters:,} parameters")
     if weights.ignored:
         print(f"ignored: {', '.join(weights.ignored)} (not convolution layers)")
