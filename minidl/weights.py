@@ -39,8 +39,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http.client import HTTPException
@@ -119,7 +117,7 @@ def read_weights(path: str | os.PathLike) -> WeightsFile:
     """Read a weight file, detect its layout, and return a :class:`WeightsFile`."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
+        raise FileNotFoundError(f"{path}: no such weight file")
     if not h5py.is_hdf5(path):
         raise WeightsError(f"{path}: not an HDF5 file (expected a .h5 weight file)")
     try:
@@ -192,6 +190,7 @@ def _add_layer(state: dict, ignored: list, layer: str, arrays: list[np.ndarray])
     """
     if not arrays:  # input, pooling, flatten: nothing to load
         return
+    # A convolution: a 4-D kernel and a bias with one value per output channel.
     is_conv = len(arrays) == 2 and arrays[0].ndim == 4 and arrays[1].shape == arrays[0].shape[3:]
     if not is_conv:
         ignored.append(layer)
@@ -305,8 +304,7 @@ def save_state_dict(
     for key, array in arrays.items():
         _check_finite(array, path, key)  # a file we could not load back is no use
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _temporary_name(path)
     try:
         with h5py.File(tmp, "w", track_order=True) as f:
             f.attrs["minidl_format"] = MINIDL_FORMAT
@@ -435,14 +433,15 @@ def fetch(
         print(f"{target} already exists; not downloading again")
         return target
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{source.filename}.", suffix=".part")
+    tmp = _temporary_name(target)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             digest = _download(url, out)
         if digest != md5:
             raise DownloadError(f"MD5 mismatch: expected {md5}, got {digest}")
         os.replace(tmp, target)
-    except (DownloadError, urllib.error.URLError, HTTPException, OSError) as e:
+    # URLError (offline, HTTP 404, ...), timeouts and dropped connections are OSErrors.
+    except (DownloadError, HTTPException, OSError) as e:
         raise DownloadError(
             f"could not download {name} weights from {url}: {e}\n"
             f"To install them by hand, download\n  {url}\nand save it as\n  {target}\n"
@@ -453,6 +452,15 @@ def fetch(
             os.remove(tmp)
     print(f"saved {target}")
     return target
+
+
+def _temporary_name(path: Path) -> Path:
+    """A hidden name next to ``path`` to write to before renaming, e.g. ``.model.h5.1234.tmp``.
+
+    Same folder, so the final ``os.replace`` is a rename, which is atomic;
+    the process id keeps two programs writing the same file apart.
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 def _download(url: str, out, chunk_size: int = 1 << 16) -> str:
@@ -487,7 +495,12 @@ def _download(url: str, out, chunk_size: int = 1 << 16) -> str:
 def register(subparsers) -> None:
     """Add ``minidl weights fetch [NAME] [--dir D]`` and ``minidl weights info FILE``."""
     parser = subparsers.add_parser("weights", help="download and inspect weight files")
-    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+    def show_help(args: argparse.Namespace) -> int:  # `minidl weights` with no action
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=show_help)
     commands = parser.add_subparsers(dest="weights_command", metavar="ACTION")
 
     p = commands.add_parser("fetch", help="download pretrained weights and check their hash")
@@ -512,7 +525,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     try:
         weights = read_weights(args.file)
-    except WeightsError as e:
+    except (WeightsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"file:    {weights.path}")

@@ -200,7 +200,7 @@ def test_failed_save_leaves_old_file_intact_and_no_temp_file(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(WeightsError, match=r"nothere\.h5: no such file"):
+    with pytest.raises(FileNotFoundError, match=r"nothere\.h5: no such weight file"):
         load_weights(tmp_path / "nothere.h5")
 
 
