@@ -1,0 +1,367 @@
+// cuda_emu.h -- run minidl's CUDA kernels on the CPU (device "cuda-emu").
+//
+// minidl/backends/emulated.py compiles every kernels/*.cu file with g++ and
+// force-includes this header first (g++ -include kernels/cuda_emu.h), so the
+// *same* kernel source that nvcc compiles for the GPU becomes ordinary C++.
+// The kernels themselves include nothing CUDA-specific; code that must know
+// it runs here can test `#ifdef MINIDL_CUDA_EMU`.
+//
+// What this header provides
+// -------------------------
+// * The CUDA keywords: __global__, __device__, __host__, __forceinline__,
+//   __launch_bounds__(...) and __shared__ (see "Shared memory" below).
+//   __restrict__ is understood by g++ itself.
+// * The built-in variables threadIdx, blockIdx, blockDim, gridDim.  Each is a
+//   `thread_local` global: every OS thread that plays a CUDA thread has its own.
+// * __syncthreads(), atomics (atomicAdd, atomicSub, atomicMax, atomicMin,
+//   atomicExch, atomicCAS) built on std::atomic_ref, __ldg, and the CUDA math
+//   functions that the C library lacks (rsqrtf, __expf, __int_as_float, ...).
+// * The launcher, namespace minidl_emu, which runs a kernel over a grid.  The
+//   Python side generates one small `extern "C"` wrapper per kernel that calls
+//   minidl_emu::launch<&kernel>(...).
+//
+// Execution model
+// ---------------
+// There are two ways to run a grid; the Python side picks one per kernel by
+// scanning the source (and `mode="threads"` forces the first):
+//
+// 1. Threads mode -- for kernels that use __syncthreads() or __shared__.
+//    Each CUDA thread of a block is a real OS thread (std::thread), so a
+//    barrier really blocks, as on a GPU.  Per launch, blockDim.x*y*z threads
+//    are created once; together they walk the blocks of the grid one block
+//    at a time: set blockIdx, run the kernel body, wait at a block-end barrier,
+//    move to the next block.  Only ONE block is ever in flight.
+//    A thread that returns early drops out of the block's __syncthreads
+//    barrier (std::barrier::arrive_and_drop), like an exited GPU thread, so
+//    `if (i >= n) return;` before a __syncthreads() does not deadlock.
+//
+// 2. Loop mode -- for kernels with neither __syncthreads() nor __shared__.
+//    Such a kernel cannot observe the order in which its threads run, so the
+//    (block, thread) pairs are simply enumerated in a loop, split into chunks
+//    over a few worker threads (std::thread::hardware_concurrency()).  This
+//    gives exactly the same results and is far faster than one OS thread
+//    per CUDA thread.  Should __syncthreads() be reached in loop mode anyway
+//    (e.g. through a helper the source scan missed), the launch reports an
+//    error instead of returning wrong numbers silently.
+//
+// Shared memory
+// -------------
+// `#define __shared__ static`: a __shared__ array becomes a function-local
+// static variable, i.e. ONE array that all threads of the launch see.  Because
+// threads mode runs one block at a time, that single array is exactly "memory
+// private to the block".  Launches of the same kernel are serialised with a
+// mutex so two host threads cannot share it.  As on a GPU, shared memory is
+// not cleared between blocks.  Dynamic shared memory (`extern __shared__`)
+// is not supported.
+//
+// How this differs from a GPU -- read before trusting a passing test
+// -----------------------------------------------------------------
+// * No warps.  The OS schedules the threads of a block in any order; nothing
+//   runs in lock-step groups of 32.  Warp-synchronous code (relying on the 32
+//   threads of a warp staying in step without __syncthreads, or __shfl_*,
+//   __ballot_sync, ...) is not emulated; the warp intrinsics are simply
+//   missing, so such code does not compile.
+// * A MISSING __syncthreads() IS NOT GUARANTEED TO FAIL here (nor on a GPU).
+//   The schedule differs from a GPU's, so a race may hide on one and show on
+//   the other.  Correct results in the emulator are evidence, not proof.
+// * Blocks run one after another, never concurrently (threads mode).
+// * Out-of-bounds accesses are not caught: they corrupt memory or crash the
+//   whole Python process (a segfault cannot be turned into an exception).
+//   MINIDL_EMU_CHECK=1 builds with AddressSanitizer to find them (see
+//   emulated.py).
+// * Floating-point results can differ from the GPU in the last bits (other
+//   instruction selection, FMA contraction, the __expf-style fast
+//   intrinsics here are the precise functions).
+
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <bit>
+#include <cfloat>
+#include <climits>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#define MINIDL_CUDA_EMU 1
+
+// ---------------------------------------------------------------------------
+// Keywords
+// ---------------------------------------------------------------------------
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
+#define __launch_bounds__(...)
+// One static array per kernel == block-private while one block is in flight.
+#define __shared__ static
+
+// ---------------------------------------------------------------------------
+// Built-in types and variables
+// ---------------------------------------------------------------------------
+struct uint3 {
+    unsigned int x, y, z;
+};
+
+struct dim3 {
+    unsigned int x = 1, y = 1, z = 1;
+    constexpr dim3(unsigned int x_ = 1, unsigned int y_ = 1, unsigned int z_ = 1)
+        : x(x_), y(y_), z(z_) {}
+};
+
+// Every OS thread playing a CUDA thread has its own copy (thread_local).
+// The launcher below writes them; kernels only read them.
+inline thread_local uint3 threadIdx{0, 0, 0};
+inline thread_local uint3 blockIdx{0, 0, 0};
+inline thread_local dim3 blockDim{1, 1, 1};
+inline thread_local dim3 gridDim{1, 1, 1};
+constexpr int warpSize = 32;
+
+// ---------------------------------------------------------------------------
+// __syncthreads
+// ---------------------------------------------------------------------------
+namespace minidl_emu {
+// The barrier of the block this OS thread is working on (threads mode), or
+// nullptr in loop mode, where reaching a barrier is an error we report.
+inline thread_local std::barrier<>* current_barrier = nullptr;
+inline thread_local std::atomic<bool>* barrier_misuse_flag = nullptr;
+}  // namespace minidl_emu
+
+inline void __syncthreads() {
+    if (minidl_emu::current_barrier != nullptr) {
+        minidl_emu::current_barrier->arrive_and_wait();
+    } else if (minidl_emu::barrier_misuse_flag != nullptr) {
+        minidl_emu::barrier_misuse_flag->store(true);  // loop mode: report it
+    }
+}
+
+// Memory fences: with one block in flight and sequentially consistent
+// atomics there is nothing further to order.
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+// ---------------------------------------------------------------------------
+// Atomics: return the old value, like CUDA's.
+// ---------------------------------------------------------------------------
+template <class T>
+inline T atomicAdd(T* address, T value) {
+    return std::atomic_ref<T>(*address).fetch_add(value);
+}
+template <class T>
+inline T atomicSub(T* address, T value) {
+    return std::atomic_ref<T>(*address).fetch_sub(value);
+}
+template <class T>
+inline T atomicExch(T* address, T value) {
+    return std::atomic_ref<T>(*address).exchange(value);
+}
+template <class T>
+inline T atomicCAS(T* address, T compare, T value) {
+    std::atomic_ref<T>(*address).compare_exchange_strong(compare, value);
+    return compare;  // holds the old value whether or not the swap happened
+}
+template <class T>
+inline T atomicMax(T* address, T value) {
+    std::atomic_ref<T> ref(*address);
+    T old = ref.load();
+    while (old < value && !ref.compare_exchange_weak(old, value)) {
+    }
+    return old;
+}
+template <class T>
+inline T atomicMin(T* address, T value) {
+    std::atomic_ref<T> ref(*address);
+    T old = ref.load();
+    while (value < old && !ref.compare_exchange_weak(old, value)) {
+    }
+    return old;
+}
+
+// ---------------------------------------------------------------------------
+// Loads and math functions CUDA has and C++ lacks (or names differently)
+// ---------------------------------------------------------------------------
+template <class T>
+inline T __ldg(const T* p) { return *p; }
+
+// CUDA's integer min/max (float ones come from <cmath> as fminf/fmaxf).
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned int min(unsigned int a, unsigned int b) { return a < b ? a : b; }
+inline unsigned int max(unsigned int a, unsigned int b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
+
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline float __expf(float x) { return expf(x); }
+inline float __logf(float x) { return logf(x); }
+inline float __powf(float x, float y) { return powf(x, y); }
+inline float __fdividef(float x, float y) { return x / y; }
+inline float __saturatef(float x) { return fminf(fmaxf(x, 0.0f), 1.0f); }
+inline float __int_as_float(int i) { return std::bit_cast<float>(i); }
+inline int __float_as_int(float f) { return std::bit_cast<int>(f); }
+inline float __uint_as_float(unsigned int i) { return std::bit_cast<float>(i); }
+inline unsigned int __float_as_uint(float f) { return std::bit_cast<unsigned int>(f); }
+
+// ---------------------------------------------------------------------------
+// The launcher
+// ---------------------------------------------------------------------------
+namespace minidl_emu {
+
+// Values returned to Python by the generated minidl_launch_<name> wrappers.
+enum Status : int {
+    kOk = 0,
+    kBarrierInLoopMode = 1,  // __syncthreads() reached in loop mode
+    kThreadStartFailed = 2,  // the OS refused to create enough threads
+};
+
+// Turn a linear index into (x, y, z) for a box of size `d`; x varies fastest.
+inline uint3 unflatten(unsigned long long i, const dim3& d) {
+    uint3 r;
+    r.x = static_cast<unsigned int>(i % d.x);
+    i /= d.x;
+    r.y = static_cast<unsigned int>(i % d.y);
+    r.z = static_cast<unsigned int>(i / d.y);
+    return r;
+}
+
+// Run body() once per CUDA thread of the grid, barrier-free kernels only.
+template <class Body>
+int run_loop_mode(const dim3& grid, const dim3& block, Body& body) {
+    const unsigned long long per_block = 1ull * block.x * block.y * block.z;
+    const unsigned long long total = per_block * grid.x * grid.y * grid.z;
+    std::atomic<bool> misuse{false};
+
+    auto run_range = [&](unsigned long long begin, unsigned long long end) {
+        gridDim = grid;
+        blockDim = block;
+        current_barrier = nullptr;
+        barrier_misuse_flag = &misuse;
+        for (unsigned long long i = begin; i < end; ++i) {
+            blockIdx = unflatten(i / per_block, grid);
+            threadIdx = unflatten(i % per_block, block);
+            body();
+        }
+    };
+
+    // Starting an OS thread costs tens of microseconds: give each worker at
+    // least this many CUDA threads, and run small grids on the calling thread.
+    constexpr unsigned long long kMinPerWorker = 4096;
+    unsigned long long workers = std::max(1u, std::thread::hardware_concurrency());
+    workers = std::min(workers, (total + kMinPerWorker - 1) / kMinPerWorker);
+    if (workers <= 1) {
+        run_range(0, total);
+    } else {
+        // Worker w covers [total*w/workers, total*(w+1)/workers); the calling
+        // thread is worker 0, and also covers the ranges of any worker the OS
+        // refuses to start.
+        std::vector<std::thread> pool;
+        unsigned long long started = 1;
+        for (; started < workers; ++started) {
+            try {
+                pool.emplace_back(run_range, total * started / workers,
+                                  total * (started + 1) / workers);
+            } catch (...) {
+                break;
+            }
+        }
+        run_range(0, total / workers);
+        run_range(total * started / workers, total);  // empty unless a start failed
+        for (auto& t : pool) t.join();
+    }
+    return misuse.load() ? kBarrierInLoopMode : kOk;
+}
+
+// Run the grid with one OS thread per CUDA thread of a block (see the top).
+template <class Body>
+int run_threads_mode(const dim3& grid, const dim3& block, Body& body) {
+    const unsigned n_threads = block.x * block.y * block.z;
+    const unsigned long long n_blocks = 1ull * grid.x * grid.y * grid.z;
+
+    // `sync` is the block's __syncthreads barrier.  Threads that finish the
+    // kernel leave it with arrive_and_drop(), so it needs a fresh one per block;
+    // the block-end barrier's completion step (run once, while every thread is
+    // waiting there) rebuilds it.
+    std::optional<std::barrier<>> sync;
+    sync.emplace(n_threads);
+    auto next_block = [&]() noexcept { sync.emplace(n_threads); };
+    std::barrier block_end(n_threads, next_block);
+
+    // All threads wait at this gate until every one of them exists; if the OS
+    // cannot create them all, the gate tells the ones that exist to quit.
+    std::atomic<int> gate{0};  // 0 = wait, 1 = go, 2 = abort
+
+    auto cuda_thread = [&](unsigned t) {
+        gate.wait(0);
+        if (gate.load() != 1) return;
+        gridDim = grid;
+        blockDim = block;
+        threadIdx = unflatten(t, block);
+        for (unsigned long long b = 0; b < n_blocks; ++b) {
+            blockIdx = unflatten(b, grid);
+            current_barrier = &*sync;
+            body();
+            sync->arrive_and_drop();     // this thread has exited the kernel
+            block_end.arrive_and_wait();  // wait for the whole block, then next
+        }
+        current_barrier = nullptr;
+    };
+
+    std::vector<std::thread> threads;
+    threads.reserve(n_threads);
+    int status = kOk;
+    try {
+        for (unsigned t = 0; t < n_threads; ++t) threads.emplace_back(cuda_thread, t);
+    } catch (...) {
+        status = kThreadStartFailed;
+    }
+    gate.store(status == kOk ? 1 : 2);
+    gate.notify_all();
+    for (auto& t : threads) t.join();
+    return status;
+}
+
+// Split a kernel's function type into its parameter types P...
+template <auto Kernel, class F = decltype(Kernel)>
+struct KernelTraits;
+template <auto Kernel, class... P>
+struct KernelTraits<Kernel, void (*)(P...)> {
+    // The parameters by value: `const float* __restrict__ x` -> const float*.
+    using Values = std::tuple<std::remove_cv_t<P>...>;
+
+    // args[i] points at the value of parameter i (as in cuLaunchKernel).
+    template <std::size_t... I>
+    static Values unpack(void** args, std::index_sequence<I...>) {
+        return Values(*static_cast<std::remove_cv_t<P>*>(args[I])...);
+    }
+    static Values unpack(void** args) { return unpack(args, std::index_sequence_for<P...>{}); }
+};
+
+// Launch `Kernel` over the grid; called by the generated extern "C" wrapper.
+template <auto Kernel>
+int launch(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+           void** args, int use_threads) {
+    using Traits = KernelTraits<Kernel>;
+    const typename Traits::Values values = Traits::unpack(args);
+    auto body = [&values] { std::apply(Kernel, values); };
+    const dim3 grid(gx, gy, gz), block(bx, by, bz);
+    if (!use_threads) return run_loop_mode(grid, block, body);
+    // One launch of this kernel at a time: its __shared__ statics are shared.
+    static std::mutex one_launch_at_a_time;
+    std::lock_guard<std::mutex> lock(one_launch_at_a_time);
+    return run_threads_mode(grid, block, body);
+}
+
+}  // namespace minidl_emu
