@@ -1,0 +1,345 @@
+"""The hand-written kernels (kernels/*.cu) give the same results as the cpu backend.
+
+Every test runs on "cuda-emu" (the kernels compiled for CPU threads) and, marked
+``gpu``, on "cuda" (the same kernels through CuPy), skipped without CuPy and a GPU:
+
+    pytest tests/test_kernels_equivalence.py            # cuda-emu (+ cuda if present)
+    pytest -m gpu tests/test_kernels_equivalence.py     # only the cuda runs
+
+Shapes are tiny on purpose (the emulator runs each CUDA thread as an OS thread) but
+chosen to hit the awkward cases: odd and prime sizes, sizes that are not a multiple
+of the 16x16 tiles, strides, paddings, dilations, non-square kernels, batch > 1, and
+input sizes that need conv_transpose2d's output_padding.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from minidl.backends import cuda as cuda_glue
+from minidl.backends.cpu import CpuBackend
+
+CPU = CpuBackend()
+
+
+# ----------------------------------------------------------------- devices
+
+
+def _skip_reason(device: str) -> str | None:
+    """Why ``device`` cannot run here (None when it can).  No conftest needed."""
+    if device == "cuda":
+        ok, reason = cuda_glue.cuda_available()
+        return None if ok else reason
+    try:
+        from minidl.backends.emulated import emulator_available
+    except ImportError as exc:
+        return f"emulator not importable: {exc}"
+    ok, reason = emulator_available()
+    return None if ok else reason
+
+
+_BACKENDS: dict = {}
+
+
+def _backend(device: str):
+    reason = _skip_reason(device)
+    if reason:
+        pytest.skip(f"{device}: {reason}")
+    if device not in _BACKENDS:
+        make = cuda_glue.make_cuda_backend if device == "cuda" else cuda_glue.make_emulated_backend
+        _BACKENDS[device] = make()
+    return _BACKENDS[device]
+
+
+DEVICES = ["cuda-emu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+@pytest.fixture(params=DEVICES)
+def kb(request):
+    """The kernel backend under test."""
+    return _backend(request.param)
+
+
+def dev(kb, a):
+    """numpy -> the backend's array module."""
+    return kb.xp.asarray(a)
+
+
+def host(a):
+    """Backend array -> numpy."""
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def assert_close(got, want, what: str):
+    got = host(got)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    assert got.dtype == np.float32, f"{what}: dtype {got.dtype}"
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale, err_msg=what)
+
+
+# ------------------------------------------------------------- convolution
+
+# (N, C_in, H, W, C_out, (kh, kw), stride, padding, dilation)
+CONV_CASES = [
+    (1, 1, 5, 5, 1, (3, 3), (1, 1), (0, 0), (1, 1)),
+    (2, 3, 7, 9, 5, (3, 2), (2, 1), (1, 2), (1, 2)),
+    (3, 2, 11, 13, 4, (5, 3), (3, 2), (2, 1), (2, 1)),
+    (2, 17, 6, 5, 19, (1, 1), (1, 1), (0, 0), (1, 1)),
+    (1, 4, 9, 10, 3, (4, 4), (2, 3), (1, 1), (1, 1)),  # 9 and 10 need output_padding
+    (2, 20, 5, 6, 33, (3, 3), (1, 1), (1, 1), (1, 1)),  # M, N, K all > one tile
+    (1, 3, 4, 3, 2, (2, 3), (1, 1), (2, 0), (3, 1)),
+]
+
+
+def _conv_ids(case):
+    n, c, h, w, co, k, s, p, d = case
+    return f"{n}x{c}x{h}x{w}-o{co}-k{k[0]}{k[1]}-s{s[0]}{s[1]}-p{p[0]}{p[1]}-d{d[0]}{d[1]}"
+
+
+def _check_conv(kb, case, seed=0):
+    n, c, h, w, c_out, k, s, p, d = case
+    rng = np.random.default_rng(seed)
+    x, wt = rand(rng, n, c, h, w), rand(rng, c_out, c, *k)
+    y = CPU.conv2d(x, wt, s, p, d)
+    assert_close(kb.conv2d(dev(kb, x), dev(kb, wt), s, p, d), y, "conv2d")
+    gy = rand(rng, *y.shape)
+    assert_close(
+        kb.conv2d_grad_input(dev(kb, gy), dev(kb, wt), (h, w), s, p, d),
+        CPU.conv2d_grad_input(gy, wt, (h, w), s, p, d),
+        "conv2d_grad_input",
+    )
+    assert_close(
+        kb.conv2d_grad_weight(dev(kb, x), dev(kb, gy), k, s, p, d),
+        CPU.conv2d_grad_weight(x, gy, k, s, p, d),
+        "conv2d_grad_weight",
+    )
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=_conv_ids)
+def test_conv2d_and_grads(kb, case):
+    _check_conv(kb, case)
+
+
+@pytest.mark.parametrize("case", CONV_CASES[1:3] + CONV_CASES[5:6], ids=_conv_ids)
+def test_conv2d_with_xp_matmul_gemm(kb, case, monkeypatch):
+    """MINIDL_GEMM=cublas swaps kernels/gemm.cu for xp.matmul; results agree."""
+    monkeypatch.setenv("MINIDL_GEMM", "cublas")
+    _check_conv(kb, case)
+
+
+@pytest.mark.parametrize("split", ["one-row-chunks", "two-row-chunks", "one-image-chunks"])
+@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[2]], ids=_conv_ids)
+def test_conv2d_chunked_im2col(kb, case, split, monkeypatch):
+    """A tiny column budget splits im2col over images and output rows; same results."""
+    n, c, h, w, c_out, k, s, p, d = case
+    rng = np.random.default_rng(1)
+    x, wt = rand(rng, n, c, h, w), rand(rng, c_out, c, *k)
+    gy = rand(rng, *CPU.conv2d(x, wt, s, p, d).shape)
+    whole = [
+        host(kb.conv2d(dev(kb, x), dev(kb, wt), s, p, d)),
+        host(kb.conv2d_grad_input(dev(kb, gy), dev(kb, wt), (h, w), s, p, d)),
+        host(kb.conv2d_grad_weight(dev(kb, x), dev(kb, gy), k, s, p, d)),
+    ]
+    kk, (oh, ow) = c * k[0] * k[1], whole[0].shape[2:]
+    row_bytes = kk * ow * 4  # one output row's columns, float32
+    budget = {"one-row-chunks": 1, "two-row-chunks": 2 * row_bytes}.get(split, oh * row_bytes)
+    monkeypatch.setattr(cuda_glue, "COLUMN_BUDGET_BYTES", budget)
+    chunks = list(kb._chunks(n, kk, oh, ow))
+    assert len(chunks) > 1, "the budget should force several chunks"
+    chunked = [
+        kb.conv2d(dev(kb, x), dev(kb, wt), s, p, d),
+        kb.conv2d_grad_input(dev(kb, gy), dev(kb, wt), (h, w), s, p, d),
+        kb.conv2d_grad_weight(dev(kb, x), dev(kb, gy), k, s, p, d),
+    ]
+    for name, a, b in zip(["conv2d", "grad_input", "grad_weight"], chunked, whole):
+        assert_close(a, b, f"{name} with {len(chunks)} chunks")
+
+
+def test_chunks_cover_everything_once(monkeypatch):
+    kb = cuda_glue.KernelBackend("test", np, module_loader=None)
+    for budget in [1, 100, 4 * 3 * 7 * 5, 4 * 3 * 7 * 5 * 2 + 1, 10**9]:
+        monkeypatch.setattr(cuda_glue, "COLUMN_BUDGET_BYTES", budget)
+        seen = np.zeros((4, 7), dtype=int)  # (image, output row)
+        for n0, nb, oh0, ohn in kb._chunks(4, 3, 7, 5):
+            seen[n0 : n0 + nb, oh0 : oh0 + ohn] += 1
+        assert (seen == 1).all(), budget
+
+
+# ----------------------------------------------------------------- pooling
+
+# (N, C, H, W, kernel, stride, padding)
+POOL_CASES = [
+    (2, 3, 7, 9, (3, 3), (2, 2), (1, 1)),
+    (1, 2, 8, 8, (2, 2), (2, 2), (0, 0)),
+    (2, 1, 11, 13, (3, 2), (1, 2), (1, 1)),  # overlapping windows share switches
+    (1, 3, 5, 17, (5, 3), (3, 3), (2, 1)),
+    (3, 2, 6, 5, (1, 1), (1, 1), (0, 0)),
+    (1, 1, 19, 3, (4, 3), (3, 1), (2, 1)),
+]
+
+
+def _pool_ids(case):
+    n, c, h, w, k, s, p = case
+    return f"{n}x{c}x{h}x{w}-k{k[0]}{k[1]}-s{s[0]}{s[1]}-p{p[0]}{p[1]}"
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["random", "ties"])
+@pytest.mark.parametrize("case", POOL_CASES, ids=_pool_ids)
+def test_max_pool_unpool_and_grads(kb, case, ties):
+    n, c, h, w, k, s, p = case
+    rng = np.random.default_rng(2)
+    # With values in {0, 1, 2} most windows hold several equal maxima: the switch
+    # must be the first one in row-major window order, as on cpu (and in PyTorch).
+    x = rng.integers(0, 3, (n, c, h, w)).astype(np.float32) if ties else rand(rng, n, c, h, w)
+    y, idx = CPU.max_pool2d(x, k, s, p)
+    y_k, idx_k = kb.max_pool2d(dev(kb, x), k, s, p)
+    assert_close(y_k, y, "max_pool2d")
+    assert host(idx_k).dtype == np.int64
+    np.testing.assert_array_equal(host(idx_k), idx, err_msg="max_pool2d indices")
+
+    gy = rand(rng, *y.shape)
+    want = CPU.max_pool2d_grad(gy, idx, (h, w))
+    # switches from this backend's max_pool2d: the geometry-aware gather kernel
+    assert_close(kb.max_pool2d_grad(dev(kb, gy), idx_k, (h, w)), want, "max_pool2d_grad")
+    # switches of unknown origin: the plane-scanning kernel
+    assert_close(
+        kb.max_pool2d_grad(dev(kb, gy), dev(kb, idx), (h, w)), want, "max_pool2d_grad (scan)"
+    )
+    # geometry given explicitly
+    assert_close(
+        kb.max_pool2d_grad(dev(kb, gy), dev(kb, idx), (h, w), k, s, p),
+        want,
+        "max_pool2d_grad (explicit geometry)",
+    )
+
+    assert_close(
+        kb.max_unpool2d(dev(kb, y), idx_k, (h, w)), CPU.max_unpool2d(y, idx, (h, w)), "unpool"
+    )
+    g_up = rand(rng, n, c, h, w)
+    assert_close(
+        kb.max_unpool2d_grad(dev(kb, g_up), idx_k),
+        CPU.max_unpool2d_grad(g_up, idx),
+        "max_unpool2d_grad",
+    )
+
+
+def test_max_unpool_to_larger_output(kb):
+    """Unpooling may target an output bigger than the pooled input (output_size)."""
+    rng = np.random.default_rng(3)
+    x = rand(rng, 2, 3, 9, 7)
+    y, idx = CPU.max_pool2d(x, (2, 2), (2, 2), (0, 0))  # 4x3 from 9x7
+    for out_hw in [(9, 7)]:  # default output_size would be 8x6
+        assert_close(
+            kb.max_unpool2d(dev(kb, y), dev(kb, idx), out_hw),
+            CPU.max_unpool2d(y, idx, out_hw),
+            f"unpool to {out_hw}",
+        )
+        g = rand(rng, 2, 3, *out_hw)
+        assert_close(
+            kb.max_unpool2d_grad(dev(kb, g), dev(kb, idx)),
+            CPU.max_unpool2d_grad(g, idx),
+            f"unpool grad from {out_hw}",
+        )
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=_pool_ids)
+def test_avg_pool_and_grad(kb, case):
+    n, c, h, w, k, s, p = case
+    rng = np.random.default_rng(4)
+    x = rand(rng, n, c, h, w)
+    y = CPU.avg_pool2d(x, k, s, p)
+    assert_close(kb.avg_pool2d(dev(kb, x), k, s, p), y, "avg_pool2d")
+    gy = rand(rng, *y.shape)
+    assert_close(
+        kb.avg_pool2d_grad(dev(kb, gy), (h, w), k, s, p),
+        CPU.avg_pool2d_grad(gy, (h, w), k, s, p),
+        "avg_pool2d_grad",
+    )
+
+
+# ------------------------------------------------------------------- Gram
+
+GRAM_SHAPES = [(1, 1, 1, 1), (2, 3, 4, 5), (2, 17, 3, 3), (1, 33, 7, 5), (3, 40, 2, 11)]
+
+
+@pytest.mark.parametrize("shape", GRAM_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_gram_and_grad(kb, shape):
+    rng = np.random.default_rng(5)
+    x = rand(rng, *shape)
+    g = kb.gram(dev(kb, x))
+    assert_close(g, CPU.gram(x), "gram")
+    np.testing.assert_array_equal(host(g), host(g).transpose(0, 2, 1), "gram is symmetric")
+    n, c = shape[:2]
+    g_g = rand(rng, n, c, c)
+    assert_close(kb.gram_grad(dev(kb, g_g), dev(kb, x)), CPU.gram_grad(g_g, x), "gram_grad")
+
+
+def test_gram_grad_with_xp_matmul_gemm(kb, monkeypatch):
+    monkeypatch.setenv("MINIDL_GEMM", "cublas")
+    rng = np.random.default_rng(6)
+    x, g_g = rand(rng, 2, 19, 3, 5), rand(rng, 2, 19, 19)
+    assert_close(kb.gram_grad(dev(kb, g_g), dev(kb, x)), CPU.gram_grad(g_g, x), "gram_grad")
+
+
+# ------------------------------------------------------------------- GEMM
+
+
+@pytest.mark.parametrize("trans_a", [0, 1])
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm_kernel_direct(kb, trans_a, trans_b):
+    """The SGEMM kernel itself: transposes, alpha/beta, offsets, ld > cols, batch."""
+    rng = np.random.default_rng(7)
+    m, n, k, batch = 19, 23, 37, 2
+    a = rand(rng, batch, *((k, m) if trans_a else (m, k)))
+    b = rand(rng, batch, *((n, k) if trans_b else (k, n)))
+    c0 = rand(rng, batch, m, n + 3)  # ld = n + 3: C is a block inside a wider array
+    op_a = a.transpose(0, 2, 1) if trans_a else a
+    op_b = b.transpose(0, 2, 1) if trans_b else b
+    want = c0.copy()
+    want[:, :, 1 : n + 1] = 0.5 * op_a @ op_b - 2.0 * c0[:, :, 1 : n + 1]
+    c = dev(kb, c0)
+    kb._gemm(trans_a, trans_b, m, n, k, 0.5,
+             dev(kb, a), 0, a.shape[2], a[0].size,
+             dev(kb, b), 0, b.shape[2], b[0].size,
+             -2.0, c, 1, n + 3, m * (n + 3), batch=batch)  # fmt: skip
+    assert_close(c, want, f"sgemm transA={trans_a} transB={trans_b}")
+
+
+# ----------------------------------------------------------------- errors
+
+
+def test_float64_is_refused_naming_the_op():
+    kb = _backend("cuda-emu")
+    x64 = np.zeros((1, 1, 4, 4))
+    w32 = np.zeros((1, 1, 3, 3), dtype=np.float32)
+    with pytest.raises(TypeError, match="conv2d.*float32.*float64"):
+        kb.conv2d(x64, w32, (1, 1), (0, 0), (1, 1))
+    with pytest.raises(TypeError, match="max_pool2d"):
+        kb.max_pool2d(x64, (2, 2), (2, 2), (0, 0))
+    with pytest.raises(TypeError, match="gram"):
+        kb.gram(x64)
+    with pytest.raises(TypeError, match="avg_pool2d_grad"):
+        kb.avg_pool2d_grad(x64, (8, 8), (2, 2), (2, 2), (0, 0))
+
+
+def test_cuda_without_cupy_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail
+    ok, reason = cuda_glue.cuda_available()
+    assert not ok and "CuPy is not installed" in reason
+    with pytest.raises(RuntimeError, match=r"cuda.*pip install.*cupy-cuda1[23]x"):
+        cuda_glue.make_cuda_backend()
+
+
+def test_kernel_folder_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MINIDL_KERNELS", str(tmp_path))
+    assert cuda_glue.kernels_dir() == tmp_path
+    monkeypatch.delenv("MINIDL_KERNELS")
+    assert (cuda_glue.kernels_dir() / "gemm.cu").is_file()
