@@ -140,6 +140,15 @@ class VGG16(Module):
             )
         self._check_input(x)
         deepest = max(LAYER_NAMES.index(name) for name in wanted)
+        # Each pooling halves the size, so reaching the deepest layer needs at least
+        # 2**(number of poolings on the way) pixels per side.
+        pools = sum(name.endswith("_pool") for name in LAYER_NAMES[: deepest + 1])
+        if min(x.shape[2:]) < 2**pools:
+            raise ValueError(
+                f"VGG16.features: input of {x.shape[2]}x{x.shape[3]} pixels is too small for "
+                f"{LAYER_NAMES[deepest]}: the {pools} pooling(s) before it need at least "
+                f"{2**pools} pixels per side"
+            )
         outputs = {}
         for name in LAYER_NAMES[: deepest + 1]:
             x = self._run_layer(name, x)
@@ -169,8 +178,6 @@ class VGG16(Module):
                 f"VGG16: expected input of shape (N, 3, H, W) (a batch of BGR images), "
                 f"got {x.shape}; use minidl.models.vgg16.preprocess(image)"
             )
-        if min(x.shape[2:]) < 1:
-            raise ValueError(f"VGG16: empty input of shape {x.shape}")
         if x.device != self.device:
             raise ValueError(
                 f"VGG16: input is on {x.device!r} but the model is on {self.device!r}; "
