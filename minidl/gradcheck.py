@@ -62,20 +62,20 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     for i in checked:
         t = inputs[i]
         analytic = t.grad if t.grad is not None else t.xp.zeros(t.shape, t.dtype)
-        flat = t.data.reshape(-1)  # a view: writing it perturbs the input
-        for j in range(flat.size):
-            original = float(flat[j])
-            flat[j] = original + eps
+        # Index t.data element by element (not through reshape(-1), which copies a
+        # non-contiguous array, so writing to it would not perturb the input).
+        for position in np.ndindex(*t.shape):
+            original = float(t.data[position])
+            t.data[position] = original + eps
             plus = projected_loss()
-            flat[j] = original - eps
+            t.data[position] = original - eps
             minus = projected_loss()
-            flat[j] = original
+            t.data[position] = original
             numeric = (plus - minus) / (2 * eps)
-            value = float(analytic.reshape(-1)[j])
+            value = float(analytic[position])
             excess = abs(value - numeric) - (atol + rtol * abs(numeric))
             if excess > worst.excess:
-                position = tuple(int(k) for k in np.unravel_index(j, t.shape))
-                worst = _Worst(i, position, value, numeric, excess)
+                worst = _Worst(i, tuple(int(k) for k in position), value, numeric, excess)
     if worst.excess > 0:
         raise GradcheckError(
             f"gradcheck failed: input {worst.input_index} (shape {inputs[worst.input_index].shape}) "

@@ -22,8 +22,8 @@ def _array_module(device: str):
 
 
 def _default_dtype(data) -> np.dtype:
-    """numpy arrays keep float32/float64/integer/bool; everything else is float32."""
-    if isinstance(data, np.ndarray) and (data.dtype in FLOAT_DTYPES or data.dtype.kind in "iub"):
+    """numpy arrays and scalars keep float32/float64/integer/bool; everything else is float32."""
+    if isinstance(data, (np.ndarray, np.generic)) and (data.dtype in FLOAT_DTYPES or data.dtype.kind in "iub"):
         return data.dtype
     return np.dtype(np.float32)
 
@@ -86,7 +86,7 @@ class Tensor:
             raise ValueError(f"item: tensor of shape {self.shape} has {self.size} elements, not 1")
         return self.numpy().reshape(()).item()
 
-    def to(self, device: str) -> "Tensor":
+    def to(self, device: str) -> Tensor:
         """A copy on ``device`` (no copy if already there); gradients flow back."""
         if device == self.device:
             return self
@@ -94,11 +94,11 @@ class Tensor:
 
         return ToDevice.apply(self, device=device)
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """The same data, cut from the graph."""
         return Tensor(self.data, device=self.device)
 
-    def requires_grad_(self, flag: bool = True) -> "Tensor":
+    def requires_grad_(self, flag: bool = True) -> Tensor:
         self.requires_grad = flag
         return self
 
@@ -312,7 +312,8 @@ def tensor(data, device: str = "cpu", dtype=None, requires_grad: bool = False) -
 
     Python numbers and lists become float32 unless ``dtype`` says otherwise
     (friendlier than int64 for hand-written examples); numpy arrays keep a
-    float32, float64, integer or bool dtype.
+    float32, float64, integer or bool dtype, and so do numpy scalars such as
+    ``np.float64(2.0)``.
     """
     if isinstance(data, Tensor):
         data = data.numpy()

@@ -156,11 +156,13 @@ class MatMul(Function):
         # Promote 1-D operands to matrices so one formula covers every case.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
+        # The output lost the axes that were promoted; put them back (b's first,
+        # so that a 1-D @ 1-D scalar becomes a 1x1 matrix).
         g2 = g
-        if a.ndim == 1:
-            g2 = xp.expand_dims(g2, -2)
         if b.ndim == 1:
             g2 = xp.expand_dims(g2, -1)
+        if a.ndim == 1:
+            g2 = xp.expand_dims(g2, -2)
         grad_a = g2 @ xp.swapaxes(b2, -1, -2)
         grad_b = xp.swapaxes(a2, -1, -2) @ g2
         grad_a = unbroadcast(grad_a, a2.shape).reshape(a.shape)
@@ -421,8 +423,8 @@ class ToDevice(Function):
 
         self.source = "cuda" if not isinstance(a, np.ndarray) else "cpu"
         xp = get_backend(device).xp
-        if xp is np:
-            return a if isinstance(a, np.ndarray) else a.get()
+        if xp is np:  # cpu and cuda-emu both hold numpy arrays: copy, never share
+            return a.copy() if isinstance(a, np.ndarray) else a.get()
         return xp.asarray(a)
 
     def backward(self, g):
