@@ -273,20 +273,22 @@ class KernelBackend:
         oh = _out_size(h, kh, stride[0], padding[0], dilation[0])
         ow = _out_size(wd, kw, stride[1], padding[1], dilation[1])
         if oh < 1 or ow < 1:
-            raise ValueError(f"{op}: output size {oh}x{ow} < 1 for x {tuple(x.shape)}, w {tuple(w.shape)}")
+            raise ValueError(
+                f"{op}: output size {oh}x{ow} < 1 for x {tuple(x.shape)}, w {tuple(w.shape)}"
+            )
         y = self.xp.empty((n, c_out, oh, ow), dtype=np.float32)
         self._fits_int32(op, x.size, y.size)
         k = c * kh * kw
         chunks = list(self._chunks(n, k, oh, ow))
         col = self._column_buffer(chunks, k, ow)
         for n0, nb, oh0, ohn in chunks:
-            l = ohn * ow  # noqa: E741 -- columns per image in this chunk
-            self._launch_1d("im2col", nb * k * l, (x, col, *self._im2col_args(
+            ncol = ohn * ow  # columns per image in this chunk
+            self._launch_1d("im2col", nb * k * ncol, (x, col, *self._im2col_args(
                 n0, nb, c, h, wd, (kh, kw), stride, padding, dilation, oh, ow, oh0, ohn)))  # fmt: skip
-            # y[n0+b][:, rows oh0..] (C_out x l, row stride OH*OW) = w (C_out x K) · col[b] (K x l)
-            self._gemm(0, 0, c_out, l, k, 1.0,
+            # y[n0+b][:, rows oh0..] (C_out x ncol, row stride OH*OW) = w (C_out x K) · col[b] (K x ncol)
+            self._gemm(0, 0, c_out, ncol, k, 1.0,
                        w, 0, k, 0,
-                       col, 0, l, k * l,
+                       col, 0, ncol, k * ncol,
                        0.0, y, n0 * c_out * oh * ow + oh0 * ow, oh * ow, c_out * oh * ow,
                        batch=nb)  # fmt: skip
         return y
@@ -314,12 +316,12 @@ class KernelBackend:
         chunks = list(self._chunks(n, k, oh, ow))
         col = self._column_buffer(chunks, k, ow)
         for n0, nb, oh0, ohn in chunks:
-            l = ohn * ow  # noqa: E741
-            # col[b] (K x l) = wᵀ (K x C_out; w is stored C_out x K) · gy[n0+b][:, rows oh0..]
-            self._gemm(1, 0, k, l, c_out, 1.0,
+            ncol = ohn * ow  # columns per image in this chunk
+            # col[b] (K x ncol) = wᵀ (K x C_out; w is stored C_out x K) · gy[n0+b][:, rows oh0..]
+            self._gemm(1, 0, k, ncol, c_out, 1.0,
                        w, 0, k, 0,
                        gy, n0 * c_out * oh * ow + oh0 * ow, oh * ow, c_out * oh * ow,
-                       0.0, col, 0, l, k * l,
+                       0.0, col, 0, ncol, k * ncol,
                        batch=nb)  # fmt: skip
             # Each input pixel gathers the column entries it fed (adds into gx).
             self._launch_1d("col2im", nb * c * h * wd, (col, gx, *self._im2col_args(
@@ -348,15 +350,15 @@ class KernelBackend:
         chunks = list(self._chunks(n, k, oh, ow))
         col = self._column_buffer(chunks, k, ow)
         for n0, nb, oh0, ohn in chunks:
-            l = ohn * ow  # noqa: E741
-            self._launch_1d("im2col", nb * k * l, (x, col, *self._im2col_args(
+            ncol = ohn * ow  # columns per image in this chunk
+            self._launch_1d("im2col", nb * k * ncol, (x, col, *self._im2col_args(
                 n0, nb, c, h, wd, (kh, kw), stride, padding, dilation, oh, ow, oh0, ohn)))  # fmt: skip
             # Sum over images: one GEMM per image, each adding into gw (beta = 1):
-            # gw (C_out x K) += gy[n0+b][:, rows oh0..] (C_out x l) · col[b]ᵀ (l x K)
+            # gw (C_out x K) += gy[n0+b][:, rows oh0..] (C_out x ncol) · col[b]ᵀ (ncol x K)
             for b in range(nb):
-                self._gemm(0, 1, c_out, k, l, 1.0,
+                self._gemm(0, 1, c_out, k, ncol, 1.0,
                            gy, (n0 + b) * c_out * oh * ow + oh0 * ow, oh * ow, 0,
-                           col, b * k * l, l, 0,
+                           col, b * k * ncol, ncol, 0,
                            1.0, gw, 0, k, 0)  # fmt: skip
         return gw.reshape(c_out, c, kh, kw)
 
@@ -546,7 +548,7 @@ class KernelBackend:
 
 
 def _import_cupy():
-    import cupy  # noqa: PLC0415 -- optional dependency, imported on demand
+    import cupy  # optional dependency, imported on demand
 
     return cupy
 
@@ -557,11 +559,11 @@ def cuda_available() -> tuple[bool, str]:
         cupy = _import_cupy()
     except ImportError as exc:
         return False, f"CuPy is not installed ({exc}); {INSTALL_HINT}"
-    except Exception as exc:  # a broken install (wrong CUDA wheel, missing libraries)
+    except Exception as exc:  # noqa: BLE001  # a broken install (wrong CUDA wheel, missing libraries)
         return False, f"CuPy failed to import ({type(exc).__name__}: {exc}); {INSTALL_HINT}"
     try:
         count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # no driver, no device
+    except Exception as exc:  # noqa: BLE001  # no driver, no device
         return False, f"CuPy {cupy.__version__} is installed but finds no CUDA GPU ({exc})"
     if count < 1:
         return False, f"CuPy {cupy.__version__} is installed but finds no CUDA GPU"
@@ -578,7 +580,7 @@ def cuda_available() -> tuple[bool, str]:
             f"CuPy {cupy.__version__}, CUDA runtime {v(runtime)}, driver {v(driver)}, "
             f"{count} GPU(s), GPU 0: {gpu}"
         )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         return False, f"CuPy {cupy.__version__} sees {count} GPU(s) but cannot query them ({exc})"
 
 
@@ -598,7 +600,7 @@ def make_cuda_backend() -> KernelBackend:
 
 
 def _emulated_loader(paths):
-    from minidl.backends.emulated import EmulatedModule  # noqa: PLC0415
+    from minidl.backends.emulated import EmulatedModule
 
     return EmulatedModule(list(paths))
 
