@@ -27,10 +27,11 @@
 //
 // 1. Threads mode -- for kernels that use __syncthreads() or __shared__.
 //    Each CUDA thread of a block is a real OS thread (std::thread), so a
-//    barrier really blocks, as on a GPU.  Per launch, blockDim.x*y*z threads
-//    are created once; together they walk the blocks of the grid one block
-//    at a time: set blockIdx, run the kernel body, wait at a block-end barrier,
-//    move to the next block.  Only ONE block is ever in flight.
+//    barrier really blocks, as on a GPU.  A launch takes blockDim.x*y*z
+//    threads from a pool (created on first use, parked between launches);
+//    together they walk the blocks of the grid one block at a time: set
+//    blockIdx, run the kernel body, wait at a block-end barrier, move to the
+//    next block.  Only ONE block is ever in flight.
 //    A thread that returns early drops out of the block's __syncthreads
 //    barrier (std::barrier::arrive_and_drop), like an exited GPU thread, so
 //    `if (i >= n) return;` before a __syncthreads() does not deadlock.
@@ -49,8 +50,9 @@
 // `#define __shared__ static`: a __shared__ array becomes a function-local
 // static variable, i.e. ONE array that all threads of the launch see.  Because
 // threads mode runs one block at a time, that single array is exactly "memory
-// private to the block".  Launches of the same kernel are serialised with a
-// mutex so two host threads cannot share it.  As on a GPU, shared memory is
+// private to the block".  Threads-mode launches of one kernel file are
+// serialised (the thread pool runs one launch at a time), so two host threads
+// cannot share it.  As on a GPU, shared memory is
 // not cleared between blocks.  Dynamic shared memory (`extern __shared__`)
 // is not supported.
 //
@@ -92,6 +94,8 @@
 #include <tuple>
 #include <type_traits>
 #include <vector>
+
+#include <unistd.h>  // getpid
 
 #define MINIDL_CUDA_EMU 1
 
@@ -284,6 +288,70 @@ int run_loop_mode(const dim3& grid, const dim3& block, Body& body) {
     return misuse.load() ? kBarrierInLoopMode : kOk;
 }
 
+// OS threads that play CUDA threads, kept alive between launches: creating a
+// thread costs tens of microseconds, so a 256-thread block would otherwise
+// pay milliseconds per launch.  Idle threads sleep (std::atomic::wait).
+class ThreadPool {
+public:
+    // The one pool of this kernel file's library.  Never destroyed: at exit
+    // the parked threads simply end with the process.
+    static ThreadPool& instance() {
+        static ThreadPool* pool = new ThreadPool;
+        return *pool;
+    }
+
+    // Run job(t) for t = 0 .. n-1, each on its own pool thread; return when
+    // all have finished.  One job at a time.  Throws std::system_error if the
+    // OS refuses to create enough threads.
+    template <class Job>
+    void run(unsigned n, Job& job) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (owner_pid_ != getpid()) forget_threads_after_fork();
+        while (threads_->size() < n) {
+            const unsigned t = static_cast<unsigned>(threads_->size());
+            threads_->emplace_back([this, t] { worker(t); });
+        }
+        job_ = [](void* j, unsigned t) { (*static_cast<Job*>(j))(t); };
+        job_data_ = &job;
+        remaining_.store(n);
+        for (unsigned t = 0; t < n; ++t) {  // wake exactly the first n threads
+            wake_[t].fetch_add(1);
+            wake_[t].notify_one();
+        }
+        for (unsigned left; (left = remaining_.load()) != 0;) remaining_.wait(left);
+    }
+
+private:
+    static constexpr unsigned kMaxThreads = 1024;  // CUDA's threads per block
+
+    ThreadPool() : threads_(new std::vector<std::thread>), owner_pid_(getpid()) {}
+
+    void worker(unsigned t) {
+        for (unsigned seen = 0;;) {
+            wake_[t].wait(seen);  // sleep until run() bumps our counter
+            seen = wake_[t].load();
+            job_(job_data_, t);
+            if (remaining_.fetch_sub(1) == 1) remaining_.notify_all();
+        }
+    }
+
+    // After fork() the child has none of the parent's threads; start afresh.
+    // (The old std::thread objects are leaked: destroying them would abort.)
+    void forget_threads_after_fork() {
+        threads_ = new std::vector<std::thread>;
+        for (auto& w : wake_) w.store(0);
+        owner_pid_ = getpid();
+    }
+
+    std::mutex mutex_;
+    std::vector<std::thread>* threads_;
+    pid_t owner_pid_;
+    std::atomic<unsigned> wake_[kMaxThreads] = {};
+    std::atomic<unsigned> remaining_{0};
+    void (*job_)(void*, unsigned) = nullptr;
+    void* job_data_ = nullptr;
+};
+
 // Run the grid with one OS thread per CUDA thread of a block (see the top).
 template <class Body>
 int run_threads_mode(const dim3& grid, const dim3& block, Body& body) {
@@ -299,13 +367,7 @@ int run_threads_mode(const dim3& grid, const dim3& block, Body& body) {
     auto next_block = [&]() noexcept { sync.emplace(n_threads); };
     std::barrier block_end(n_threads, next_block);
 
-    // All threads wait at this gate until every one of them exists; if the OS
-    // cannot create them all, the gate tells the ones that exist to quit.
-    std::atomic<int> gate{0};  // 0 = wait, 1 = go, 2 = abort
-
     auto cuda_thread = [&](unsigned t) {
-        gate.wait(0);
-        if (gate.load() != 1) return;
         gridDim = grid;
         blockDim = block;
         threadIdx = unflatten(t, block);
@@ -318,19 +380,12 @@ int run_threads_mode(const dim3& grid, const dim3& block, Body& body) {
         }
         current_barrier = nullptr;
     };
-
-    std::vector<std::thread> threads;
-    threads.reserve(n_threads);
-    int status = kOk;
     try {
-        for (unsigned t = 0; t < n_threads; ++t) threads.emplace_back(cuda_thread, t);
-    } catch (...) {
-        status = kThreadStartFailed;
+        ThreadPool::instance().run(n_threads, cuda_thread);
+    } catch (const std::system_error&) {
+        return kThreadStartFailed;  // nothing ran: run() starts no job half-staffed
     }
-    gate.store(status == kOk ? 1 : 2);
-    gate.notify_all();
-    for (auto& t : threads) t.join();
-    return status;
+    return kOk;
 }
 
 // Split a kernel's function type into its parameter types P...
@@ -358,9 +413,8 @@ int launch(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsi
     auto body = [&values] { std::apply(Kernel, values); };
     const dim3 grid(gx, gy, gz), block(bx, by, bz);
     if (!use_threads) return run_loop_mode(grid, block, body);
-    // One launch of this kernel at a time: its __shared__ statics are shared.
-    static std::mutex one_launch_at_a_time;
-    std::lock_guard<std::mutex> lock(one_launch_at_a_time);
+    // ThreadPool::run takes one job at a time, so two host threads never run
+    // this file's kernels (and share their __shared__ statics) at once.
     return run_threads_mode(grid, block, body);
 }
 

@@ -8,6 +8,8 @@ g++ run (about a second), so most kernels share one file, compiled once.
 from __future__ import annotations
 
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -241,6 +243,46 @@ def test_bad_launches_raise_clear_errors(module):
         module.get_function("nope")
 
 
+def _reduce_1000(kernel, seed):
+    x = np.random.default_rng(seed).random(1000).astype(np.float32)
+    partial = np.zeros(8, dtype=np.float32)
+    kernel((8,), (128,), (x, partial, np.int32(x.size)))
+    return partial.sum(), x.astype(np.float64).sum()
+
+
+def test_concurrent_launches_from_host_threads(module):
+    """ctypes drops the GIL; launches sharing __shared__ statics must still not mix."""
+    kernel = module.get_function("partial_sums")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda seed: _reduce_1000(kernel, seed), range(8)))
+    for got, want in results:
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_threads_mode_works_in_a_forked_child(module):
+    """The parked thread pool does not survive fork(); the child must build its own."""
+    kernel = module.get_function("partial_sums")
+    _reduce_1000(kernel, 0)  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # child: report through the exit status, never return into pytest
+        try:
+            got, want = _reduce_1000(kernel, 1)
+            os._exit(0 if abs(got - want) < 1e-3 * want else 1)
+        except BaseException:  # noqa: BLE001 -- any failure must end the child
+            os._exit(2)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("threads-mode launch in a forked child hung")
+
+
 def test_barrier_missed_by_the_source_scan_is_reported(module, threads_module):
     x = np.zeros(1, np.float32)
     with pytest.raises(RuntimeError, match="__syncthreads.*mode='threads'"):
@@ -287,6 +329,15 @@ def test_missing_compiler_says_how_to_install(monkeypatch, tmp_path):
         EmulatedModule([path])
     ok, reason = emulator_available()
     assert not ok and "no-such-compiler-minidl" in reason
+
+
+def test_address_sanitizer_needs_the_preload(monkeypatch, tmp_path):
+    monkeypatch.setenv("MINIDL_EMU_CHECK", "1")
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    path = tmp_path / "k.cu"
+    path.write_text('extern "C" __global__ void k(int n) {}\n')
+    with pytest.raises(RuntimeError, match="LD_PRELOAD=.*libasan"):
+        EmulatedModule([path])
 
 
 def test_emulator_available(cache):

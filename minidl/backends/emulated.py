@@ -318,9 +318,19 @@ def _compiler() -> str:
 
 
 def _flags() -> tuple[str, ...]:
-    if os.environ.get("MINIDL_EMU_CHECK", "") not in ("", "0"):
-        return CXX_FLAGS + ASAN_FLAGS
-    return CXX_FLAGS
+    """The compiler flags; with MINIDL_EMU_CHECK=1, AddressSanitizer's too."""
+    if os.environ.get("MINIDL_EMU_CHECK", "") in ("", "0"):
+        return CXX_FLAGS
+    # An ASan library loaded into a Python without ASan aborts the process
+    # unless the ASan runtime was preloaded: say so instead.
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        raise RuntimeError(
+            "MINIDL_EMU_CHECK=1 builds the kernels with AddressSanitizer, whose runtime "
+            "must be loaded before Python starts. Run:\n"
+            "  MINIDL_EMU_CHECK=1 ASAN_OPTIONS=detect_leaks=0 "
+            "LD_PRELOAD=$(g++ -print-file-name=libasan.so) python ..."
+        )
+    return CXX_FLAGS + ASAN_FLAGS
 
 
 def _wrapper_source(path: Path, kernels: list[KernelSignature]) -> str:
