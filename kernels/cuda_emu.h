@@ -198,15 +198,22 @@ inline T atomicMin(T* address, T value) {
 template <class T>
 inline T __ldg(const T* p) { return *p; }
 
-// CUDA's integer min/max (float ones come from <cmath> as fminf/fmaxf).
-inline int min(int a, int b) { return a < b ? a : b; }
-inline int max(int a, int b) { return a > b ? a : b; }
-inline unsigned int min(unsigned int a, unsigned int b) { return a < b ? a : b; }
-inline unsigned int max(unsigned int a, unsigned int b) { return a > b ? a : b; }
-inline long long min(long long a, long long b) { return a < b ? a : b; }
-inline long long max(long long a, long long b) { return a > b ? a : b; }
+// CUDA's overloaded min/max.  One pair per type, so that e.g. int64_t (which
+// is `long`, not `long long`, on Linux) is not ambiguous.
+#define MINIDL_EMU_MIN_MAX(T)                          \
+    inline T min(T a, T b) { return b < a ? b : a; } \
+    inline T max(T a, T b) { return a < b ? b : a; }
+MINIDL_EMU_MIN_MAX(int)
+MINIDL_EMU_MIN_MAX(unsigned int)
+MINIDL_EMU_MIN_MAX(long)
+MINIDL_EMU_MIN_MAX(unsigned long)
+MINIDL_EMU_MIN_MAX(long long)
+MINIDL_EMU_MIN_MAX(unsigned long long)
+#undef MINIDL_EMU_MIN_MAX
 inline float min(float a, float b) { return fminf(a, b); }
 inline float max(float a, float b) { return fmaxf(a, b); }
+inline double min(double a, double b) { return fmin(a, b); }
+inline double max(double a, double b) { return fmax(a, b); }
 
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 inline float __expf(float x) { return expf(x); }

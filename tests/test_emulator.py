@@ -82,8 +82,8 @@ extern "C" __global__ void count(int* counter, float* fcounter) {
 
 extern "C" __global__ void scalars(int a, float b, long long c, double d, int64_t e,
                                    unsigned char f, long long* ints, double* reals) {
-    ints[0] = a; ints[1] = c; ints[2] = e; ints[3] = f;
-    reals[0] = b; reals[1] = d;
+    ints[0] = max(a, -100); ints[1] = c; ints[2] = min(e, (int64_t)0); ints[3] = f;
+    reals[0] = max(b, 0.0f); reals[1] = min(d, 1.0);
 }
 
 // A barrier the source scan cannot see (hidden behind a macro).

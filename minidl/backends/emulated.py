@@ -47,6 +47,15 @@ Execution model
 
 The header ``kernels/cuda_emu.h`` explains both in detail.
 
+Cost (2-core machine, roughly)
+------------------------------
+* A launch costs about 12 us (argument checks and the ctypes call).
+* Loop mode runs about 10 ns per CUDA thread of a trivial kernel.
+* Threads mode pays for OS context switches: waking a 256-thread block costs about
+  1 ms, and every ``__syncthreads()`` about 1.5 us per thread (0.4 ms for 256
+  threads).  A tiled GEMM in threads mode is therefore thousands of times slower
+  than on a GPU -- fine for tests on small shapes, not for training.
+
 Limits -- how the emulator differs from a GPU
 ---------------------------------------------
 * **No warps.**  Threads are scheduled by the OS, never in lock-step groups of 32;
