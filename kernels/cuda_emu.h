@@ -265,6 +265,7 @@ int run_loop_mode(const dim3& grid, const dim3& block, Body& body) {
             threadIdx = unflatten(i % per_block, block);
             body();
         }
+        barrier_misuse_flag = nullptr;  // `misuse` dies with this launch
     };
 
     // Starting an OS thread costs tens of microseconds: give each worker at
