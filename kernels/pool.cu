@@ -52,8 +52,12 @@ extern "C" __global__ void max_pool2d_forward(const float* x, float* y, long lon
         const float* plane = x + p * H * W;
 
         int h0 = oh * SH - PH, w0 = ow * SW - PW;  // window corner (may be < 0)
-        float best = -INFINITY;
-        long long best_i = -1;
+        // Padding is -infinity, so it can never be the maximum: we simply skip
+        // it and let the first real pixel of the window start the search.
+        // (No `-INFINITY` constant needed -- NVRTC, which CuPy uses, has no
+        // <math.h> to define it.)
+        float best = 0.0f;                         // set by the first real pixel
+        long long best_i = -1;                     // -1: no real pixel seen yet
         // Row-major window order and a strict '>' keep the FIRST maximum.
         for (int i = 0; i < KH; ++i) {
             int h = h0 + i;

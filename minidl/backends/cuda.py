@@ -243,7 +243,8 @@ class KernelBackend:
         """
         per_image = k * oh * ow * 4  # float32 bytes of one image's columns
         if per_image <= COLUMN_BUDGET_BYTES:
-            nb = max(1, min(n_images, COLUMN_BUDGET_BYTES // per_image))
+            # (at most 65535 images: the batched GEMM puts them in gridDim.z)
+            nb = max(1, min(n_images, COLUMN_BUDGET_BYTES // per_image, 65535))
             for n0 in range(0, n_images, nb):
                 yield n0, min(nb, n_images - n0), 0, oh
         else:
