@@ -205,7 +205,7 @@ def _bench_cuda() -> int:
         "cupy mask·gy", max_grad_ref)  # fmt: skip
     g_up = rand(*x.shape)
     row("max_unpool2d", shape, lambda: kb.max_unpool2d(y, idx, (h_, w_)),
-        "cupy put_along_axis", lambda: _unpool_ref(cp, y, idx, (h_, w_)))  # fmt: skip
+        "cupy fancy indexing", lambda: _unpool_ref(cp, y, idx, (h_, w_)))  # fmt: skip
     row("max_unpool2d_grad", shape, lambda: kb.max_unpool2d_grad(g_up, idx),
         "cupy take_along_axis",
         lambda: cp.take_along_axis(g_up.reshape(n_, c_, -1), idx.reshape(n_, c_, -1), 2)
@@ -225,9 +225,11 @@ def _bench_cuda() -> int:
 
 
 def _unpool_ref(cp, y, idx, out_hw):
+    """Unpooling by fancy indexing: out[plane, switch] = y."""
     n, c = y.shape[:2]
-    out = cp.zeros((n, c, out_hw[0] * out_hw[1]), dtype=y.dtype)
-    cp.put_along_axis(out, idx.reshape(n, c, -1), y.reshape(n, c, -1), axis=2)
+    out = cp.zeros((n * c, out_hw[0] * out_hw[1]), dtype=y.dtype)
+    planes = cp.arange(n * c)[:, None]
+    out[planes, idx.reshape(n * c, -1)] = y.reshape(n * c, -1)
     return out.reshape(n, c, *out_hw)
 
 
