@@ -17,30 +17,31 @@ import numpy as np
 
 from minidl.autograd import Function
 from minidl.backends import get_backend
-from minidl.tensor import Tensor, check_same_device
+from minidl.tensor import Tensor
 from minidl.tensor_ops import array_module, as_tensor_like
 
 # --------------------------------------------------------------- validation
 
 
-def _pair(value, name: str, op: str) -> tuple[int, int]:
+def _pair(value, name: str, op: str, shapes: str) -> tuple[int, int]:
+    """``value`` as (h, w); ``shapes`` describes the inputs for the error message."""
     pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r} ({shapes})")
     return int(pair[0]), int(pair[1])
 
 
-def _positive_pair(value, name: str, op: str) -> tuple[int, int]:
-    pair = _pair(value, name, op)
+def _positive_pair(value, name: str, op: str, shapes: str) -> tuple[int, int]:
+    pair = _pair(value, name, op, shapes)
     if min(pair) <= 0:
-        raise ValueError(f"{op}: {name} must be positive, got {value!r}")
+        raise ValueError(f"{op}: {name} must be positive, got {value!r} ({shapes})")
     return pair
 
 
-def _non_negative_pair(value, name: str, op: str) -> tuple[int, int]:
-    pair = _pair(value, name, op)
+def _non_negative_pair(value, name: str, op: str, shapes: str) -> tuple[int, int]:
+    pair = _pair(value, name, op, shapes)
     if min(pair) < 0:
-        raise ValueError(f"{op}: {name} must be >= 0, got {value!r}")
+        raise ValueError(f"{op}: {name} must be >= 0, got {value!r} ({shapes})")
     return pair
 
 
@@ -69,9 +70,18 @@ def _output_size(op, size, kernel, stride, padding, dilation, shapes) -> int:
     return (size + 2 * padding - span) // stride + 1
 
 
-def _backend(op: str, *tensors):
-    device = check_same_device(op, [t for t in tensors if t is not None])
-    return get_backend(device)
+def _check_same_device(op: str, **tensors) -> str:
+    """The tensors' common device; an error naming each one if they differ."""
+    tensors = {name: t for name, t in tensors.items() if t is not None}
+    if len({t.device for t in tensors.values()}) > 1:
+        listed = ", ".join(f"{name} {t.shape} on {t.device!r}" for name, t in tensors.items())
+        raise ValueError(f"{op}: inputs are on different devices: {listed}; use .to(device)")
+    return next(iter(tensors.values())).device
+
+
+def _backend(op: str, **tensors):
+    """The backend that computes ``op`` for tensors on one device."""
+    return get_backend(_check_same_device(op, **tensors))
 
 
 # --------------------------------------------------------------- convolution
@@ -124,18 +134,18 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1) -> Tensor:
     _check_4d(op, "input", x)
     _check_4d(op, "weight", w)
     _check_same_dtype(op, input=x, weight=w, bias=b)
-    stride = _positive_pair(stride, "stride", op)
-    padding = _non_negative_pair(padding, "padding", op)
-    dilation = _positive_pair(dilation, "dilation", op)
+    shapes = f"input {x.shape}, weight {w.shape}"
+    stride = _positive_pair(stride, "stride", op, shapes)
+    padding = _non_negative_pair(padding, "padding", op, shapes)
+    dilation = _positive_pair(dilation, "dilation", op, shapes)
     if x.shape[1] != w.shape[1]:
         raise ValueError(
             f"{op}: input has {x.shape[1]} channels but weight expects {w.shape[1]} "
             f"(input {x.shape}, weight {w.shape})"
         )
-    shapes = f"input {x.shape}, weight {w.shape}"
     for i in range(2):
         _output_size(op, x.shape[2 + i], w.shape[2 + i], stride[i], padding[i], dilation[i], shapes)
-    backend = _backend(op, x, w, b)
+    backend = _backend(op, input=x, weight=w, bias=b)
     y = _Conv2d.apply(x, w, stride=stride, padding=padding, dilation=dilation, backend=backend)
     return _add_channel_bias(y, b, op)
 
@@ -150,10 +160,11 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
     _check_4d(op, "input", x)
     _check_4d(op, "weight", w)
     _check_same_dtype(op, input=x, weight=w, bias=b)
-    stride = _positive_pair(stride, "stride", op)
-    padding = _non_negative_pair(padding, "padding", op)
-    output_padding = _non_negative_pair(output_padding, "output_padding", op)
-    dilation = _positive_pair(dilation, "dilation", op)
+    shapes = f"input {x.shape}, weight {w.shape}"
+    stride = _positive_pair(stride, "stride", op, shapes)
+    padding = _non_negative_pair(padding, "padding", op, shapes)
+    output_padding = _non_negative_pair(output_padding, "output_padding", op, shapes)
+    dilation = _positive_pair(dilation, "dilation", op, shapes)
     if x.shape[1] != w.shape[0]:
         raise ValueError(
             f"{op}: input has {x.shape[1]} channels but weight expects {w.shape[0]} "
@@ -164,7 +175,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
         if output_padding[i] >= max(stride[i], dilation[i]):
             raise ValueError(
                 f"{op}: output_padding {output_padding} must be smaller than stride {stride} "
-                f"or dilation {dilation}"
+                f"or dilation {dilation} ({shapes})"
             )
         size = (
             (x.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
@@ -172,11 +183,11 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
         )
         if size < 1:
             raise ValueError(
-                f"{op}: output size would be {size} < 1 (input {x.shape}, weight {w.shape}, "
+                f"{op}: output size would be {size} < 1 ({shapes}, "
                 f"stride {stride}, padding {padding})"
             )
         output_hw.append(size)
-    backend = _backend(op, x, w, b)
+    backend = _backend(op, input=x, weight=w, bias=b)
     y = _ConvTranspose2d.apply(
         x, w, output_hw=tuple(output_hw), stride=stride, padding=padding, dilation=dilation,
         backend=backend,
@@ -189,12 +200,13 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
 
 def _pool_geometry(op, x, kernel_size, stride, padding):
     _check_4d(op, "input", x)
-    kernel = _positive_pair(kernel_size, "kernel_size", op)
-    stride = kernel if stride is None else _positive_pair(stride, "stride", op)
-    padding = _non_negative_pair(padding, "padding", op)
+    shapes = f"input {x.shape}"
+    kernel = _positive_pair(kernel_size, "kernel_size", op, shapes)
+    stride = kernel if stride is None else _positive_pair(stride, "stride", op, shapes)
+    padding = _non_negative_pair(padding, "padding", op, shapes)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(
-            f"{op}: padding {padding} must be at most half the kernel size {kernel}"
+            f"{op}: padding {padding} must be at most half the kernel size {kernel} ({shapes})"
         )
     shapes = f"input {x.shape}, kernel_size {kernel}"
     for i in range(2):
@@ -215,7 +227,7 @@ class _MaxPool2d(Function):
 def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     """Max pooling; with ``return_indices`` also the switches (flat h*W+w per plane)."""
     kernel, stride, padding = _pool_geometry("max_pool2d", x, kernel_size, stride, padding)
-    backend = _backend("max_pool2d", x)
+    backend = _backend("max_pool2d", input=x)
     y = _MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=padding, backend=backend)
     if not return_indices:
         return y
@@ -241,9 +253,10 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     """
     op = "max_unpool2d"
     _check_4d(op, "input", x)
-    kernel = _positive_pair(kernel_size, "kernel_size", op)
-    stride = kernel if stride is None else _positive_pair(stride, "stride", op)
-    padding = _non_negative_pair(padding, "padding", op)
+    shapes = f"input {x.shape}"
+    kernel = _positive_pair(kernel_size, "kernel_size", op, shapes)
+    stride = kernel if stride is None else _positive_pair(stride, "stride", op, shapes)
+    padding = _non_negative_pair(padding, "padding", op, shapes)
     if not isinstance(indices, Tensor) or indices.shape != x.shape:
         got = indices.shape if isinstance(indices, Tensor) else type(indices).__name__
         raise ValueError(f"{op}: indices must be a Tensor of the input's shape {x.shape}, got {got}")
@@ -259,7 +272,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
             f"{op}: indices must lie in [0, {plane}) for output size {output_hw}, found "
             f"[{int(indices.data.min())}, {int(indices.data.max())}]"
         )
-    backend = _backend(op, x, indices)
+    backend = _backend(op, input=x, indices=indices)
     return _MaxUnpool2d.apply(x, indices=indices.data, output_hw=output_hw, backend=backend)
 
 
@@ -276,7 +289,7 @@ class _AvgPool2d(Function):
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
     """Average pooling; padded zeros count in the divisor (count_include_pad=True)."""
     kernel, stride, padding = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding)
-    backend = _backend("avg_pool2d", x)
+    backend = _backend("avg_pool2d", input=x)
     return _AvgPool2d.apply(x, kernel=kernel, stride=stride, padding=padding, backend=backend)
 
 
@@ -295,7 +308,7 @@ class _Gram(Function):
 def gram_matrix(x) -> Tensor:
     """Channel correlations G[n] = F·Fᵀ / (C·H·W), F = x[n] as (C, H·W): (N, C, C)."""
     _check_4d("gram_matrix", "input", x)
-    return _Gram.apply(x, backend=_backend("gram_matrix", x))
+    return _Gram.apply(x, backend=_backend("gram_matrix", input=x))
 
 
 # --------------------------------------------------------------- activations
@@ -463,6 +476,8 @@ def adain(content, style, eps: float = 1e-5) -> Tensor:
     """
     _check_4d("adain", "content", content)
     _check_4d("adain", "style", style)
+    _check_same_dtype("adain", content=content, style=style)
+    _check_same_device("adain", content=content, style=style)
     if content.shape[1] != style.shape[1] or style.shape[0] not in (1, content.shape[0]):
         raise ValueError(
             f"adain: style {style.shape} must have the channels of content {content.shape} "
@@ -481,6 +496,8 @@ def mse_loss(prediction, target, reduction: str = "mean") -> Tensor:
         target = as_tensor_like(target, prediction)
     if prediction.shape != target.shape:
         raise ValueError(f"mse_loss: prediction {prediction.shape} and target {target.shape} differ")
+    _check_same_dtype("mse_loss", prediction=prediction, target=target)
+    _check_same_device("mse_loss", prediction=prediction, target=target)
     diff = prediction - target
     squared = diff * diff
     if reduction == "mean":
@@ -517,6 +534,8 @@ def ssim(x, y, window_size: int = 11, sigma: float = 1.5, data_range: float = 1.
     _check_4d(op, "y", y)
     if x.shape != y.shape:
         raise ValueError(f"{op}: x {x.shape} and y {y.shape} must have the same shape")
+    _check_same_dtype(op, x=x, y=y)
+    _check_same_device(op, x=x, y=y)
     n, c, h, w = x.shape
     if min(h, w) < window_size:
         raise ValueError(f"{op}: images {x.shape} are smaller than the window ({window_size})")

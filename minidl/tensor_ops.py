@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.autograd import Function
-from minidl.tensor import Tensor
+from minidl.tensor import Tensor, check_same_device
 
 
 def array_module(array):
@@ -53,6 +53,7 @@ def _binary_operands(op: str, a, b) -> tuple[Tensor, Tensor]:
             f"{op}: mixed dtypes {a.dtype} {a.shape} and {b.dtype} {b.shape}; "
             "convert one of them first"
         )
+    check_same_device(op, (a, b))
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
@@ -182,6 +183,7 @@ def _binary_operands_matmul(a, b):
         b = as_tensor_like(b, a)
     if a.dtype != b.dtype:
         raise TypeError(f"matmul: mixed dtypes {a.dtype} {a.shape} and {b.dtype} {b.shape}")
+    check_same_device("matmul", (a, b))
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got {a.shape} @ {b.shape}")
     inner_a = a.shape[-1]
@@ -386,7 +388,9 @@ def _check_joinable(op: str, tensors):
         raise ValueError(f"{op}: needs at least one tensor")
     dtypes = {t.dtype for t in tensors}
     if len(dtypes) > 1:
-        raise TypeError(f"{op}: mixed dtypes {sorted(map(str, dtypes))}")
+        listed = ", ".join(f"{t.shape} {t.dtype}" for t in tensors)
+        raise TypeError(f"{op}: mixed dtypes: {listed}")
+    check_same_device(op, tensors)
 
 
 def concat(tensors, axis: int = 0) -> Tensor:
