@@ -77,7 +77,7 @@ def test_no_weights_found_is_an_error(tmp_path, image_file, capsys, monkeypatch)
     monkeypatch.delenv("MINIDL_WEIGHTS", raising=False)
     monkeypatch.setattr(weights, "PROJECT_WEIGHTS_DIR", tmp_path / "no_weights")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    status, stdout, stderr = run(capsys, image_file, "--out", tmp_path / "out")
+    status, _, stderr = run(capsys, image_file, "--out", tmp_path / "out")
     assert status == 1
     assert "no vgg16 weights found" in stderr and "--random" in stderr
     assert not (tmp_path / "out").exists()
