@@ -86,6 +86,10 @@ class Tensor:
             raise ValueError(f"item: tensor of shape {self.shape} has {self.size} elements, not 1")
         return self.numpy().reshape(()).item()
 
+    def __float__(self) -> float:
+        """``float(loss)`` for a one-element tensor (an L-BFGS closure may return the loss)."""
+        return float(self.item())
+
     def to(self, device: str) -> Tensor:
         """A copy on ``device`` (no copy if already there); gradients flow back."""
         if device == self.device:

@@ -363,6 +363,7 @@ def test_detach_shares_data_but_not_the_graph():
 def test_item():
     assert tensor(np.array([[2.5]])).item() == 2.5
     assert isinstance(tensor(3.0).item(), float)
+    assert float(tensor(np.array([1.5]))) == 1.5
     with pytest.raises(ValueError, match=r"item: tensor of shape \(2,\) has 2 elements"):
         tensor([1.0, 2.0]).item()
 

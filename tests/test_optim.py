@@ -230,6 +230,21 @@ def test_lbfgs_max_iter_and_the_returned_loss(line_search_fn):
         assert rosenbrock(p).item() < first
 
 
+def test_lbfgs_closure_may_return_the_loss_tensor():
+    # As in PyTorch, the closure can return the loss Tensor itself instead of a float.
+    x = tensor(np.array([3.0, -1.0]), requires_grad=True)
+    optimizer = LBFGS([x], line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (x * x).sum()
+        loss.backward()
+        return loss
+
+    assert optimizer.step(closure) == 10.0
+    np.testing.assert_allclose(x.data, [0.0, 0.0], atol=1e-6)
+
+
 def test_optimiser_arguments_are_checked():
     p = start()
     with pytest.raises(ValueError, match="SGD: got an empty parameter list"):
