@@ -184,31 +184,32 @@ class CpuBackend:
     def max_pool2d(self, x, kernel, stride, padding):
         """Max over each window; also return where it was (flat h*W+w of the unpadded plane).
 
-        Loops over the kh*kw kernel offsets, keeping a running maximum and its index.
-        A strict ``>`` keeps the first maximum in row-major window order.  Padding is
-        -inf, so it never wins against a real value.
+        Loops over the kh*kw kernel offsets, keeping the running maximum ``best`` and
+        the number ``which`` of the offset it came from.  A strict ``>`` keeps the
+        first maximum in row-major window order.  Padding is -inf, so it never wins
+        against a real value.
         """
         h, wd = x.shape[2:]
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
         ho, wo = _out_size(h, kh, sh, ph), _out_size(wd, kw, sw, pw)
         xp = _pad(x, padding, value=-np.inf)
-        # Unpadded (row, col) of offset (0, 0) for every output position.
-        top = (np.arange(ho) * sh - ph)[:, None]
-        left = (np.arange(wo) * sw - pw)[None, :]
-        best = best_idx = None
-        for i in range(kh):
-            for j in range(kw):
-                hs, ws = _window_slices(i, j, (ho, wo), stride)
-                value = xp[:, :, hs, ws]
-                index = (top + i) * wd + (left + j)  # (ho, wo), broadcast over N, C
-                if best is None:
-                    best = value.copy()
-                    best_idx = np.broadcast_to(index, best.shape).astype(np.int64)
-                else:
-                    better = value > best
-                    np.copyto(best, value, where=better)
-                    np.copyto(best_idx, index, where=better)
-        return best, best_idx
+        offsets = [(i, j) for i in range(kh) for j in range(kw)]
+        best = which = None
+        for k, (i, j) in enumerate(offsets):
+            hs, ws = _window_slices(i, j, (ho, wo), stride)
+            value = xp[:, :, hs, ws]
+            if k == 0:
+                best = value.copy()
+                which = np.zeros(best.shape, dtype=np.int16)
+                continue
+            better = value > best
+            np.maximum(best, value, out=best)
+            # which = k where better, else unchanged; arithmetic is faster than which[better] = k
+            which += better * (k - which)
+        # Unpadded flat index of offset (0, 0) of each window, and the step to offset k.
+        start = (np.arange(ho) * sh - ph)[:, None] * wd + (np.arange(wo) * sw - pw)[None, :]
+        step = np.array([i * wd + j for i, j in offsets], dtype=np.int64)
+        return best, start + step[which]
 
     def max_pool2d_grad(self, gy, indices, input_hw):
         """Add each gy at its switch in a zero (N, C, H, W) array (windows may share a switch).
