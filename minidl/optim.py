@@ -175,8 +175,8 @@ class LBFGS(Optimizer):
                 break
 
             if self.line_search_fn == "strong_wolfe":
-                loss, grad, t = strong_wolfe(
-                    lambda step: self._evaluate(closure, x + step * direction),
+                loss, grad, t = strong_wolfe(  # (the lambda is only used in this iteration)
+                    lambda step: self._evaluate(closure, x + step * direction),  # noqa: B023
                     t, direction, loss, grad, slope, self.tolerance_change,
                 )
             else:

@@ -57,6 +57,13 @@ def test_nested_modules_get_dotted_names():
     assert [n for n, _ in block.named_parameters()] == ["features.0.weight", "features.0.bias"]
 
 
+def test_reassigning_a_buffer_keeps_it_a_buffer():
+    bn = nn.BatchNorm2d(2, dtype=np.float64)
+    bn.running_mean = tensor(np.array([1.0, 2.0]))
+    assert list(dict(bn.named_buffers())) == ["running_mean", "running_var"]
+    np.testing.assert_array_equal(bn.state_dict()["running_mean"], [1.0, 2.0])
+
+
 def test_zero_grad():
     net = small_net()
     net(rand(2, 3, 4, 4)).sum().backward()

@@ -38,6 +38,11 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() first")
+        if name in self._buffers and type(value) is Tensor:
+            # Re-assigning a buffer (self.running_mean = ...) keeps it a buffer, as in PyTorch.
+            self._buffers[name] = value
+            object.__setattr__(self, name, value)
+            return
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -79,19 +84,19 @@ class Module:
             for name, buffer in module._buffers.items():
                 yield prefix + name, buffer
 
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         for _, module in self.named_modules():
             object.__setattr__(module, "training", mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.grad = None
 
-    def to(self, device: str) -> "Module":
+    def to(self, device: str) -> Module:
         """Move every parameter and buffer to ``device`` (in place); returns self."""
         for _, module in self.named_modules():
             for registry in (module._parameters, module._buffers):
@@ -103,12 +108,12 @@ class Module:
         return self
 
     # -------------------------------------------------------------- state
-    def _state_tensors(self) -> "OrderedDict[str, Tensor]":
+    def _state_tensors(self) -> OrderedDict[str, Tensor]:
         state = OrderedDict(self.named_parameters())
         state.update(self.named_buffers())
         return state
 
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Name -> numpy array copy of every parameter and buffer."""
         return OrderedDict((k, t.numpy().copy()) for k, t in self._state_tensors().items())
 
@@ -140,7 +145,7 @@ class Module:
         return save_state_dict(path, self.state_dict(), {"module": type(self).__name__},
                                overwrite=overwrite)
 
-    def load(self, path, strict: bool = True) -> "Module":
+    def load(self, path, strict: bool = True) -> Module:
         """Load weights from any supported HDF5 file (see minidl.weights)."""
         from minidl.weights import load_weights
 
