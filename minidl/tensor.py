@@ -86,6 +86,16 @@ class Tensor:
             raise ValueError(f"item: tensor of shape {self.shape} has {self.size} elements, not 1")
         return self.numpy().reshape(()).item()
 
+    def __bool__(self) -> bool:
+        """Truth of a one-element tensor; for more elements an error, as in numpy and
+        PyTorch (so ``if x == y`` or ``x in some_list`` cannot silently be True)."""
+        if self.size != 1:
+            raise ValueError(
+                f"bool: the truth value of a tensor of shape {self.shape} is ambiguous; "
+                "use (x == y).numpy().all() or .any()"
+            )
+        return bool(self.item())
+
     def __float__(self) -> float:
         """``float(loss)`` for a one-element tensor (an L-BFGS closure may return the loss)."""
         return float(self.item())

@@ -104,6 +104,13 @@ def test_matmul_with_a_numpy_array_on_the_left():
     np.testing.assert_allclose(out.data, m @ b.data)
 
 
+def test_truth_value_only_for_one_element():
+    assert tensor([2.0]) > 1
+    assert not tensor(0.0)
+    with pytest.raises(ValueError, match=r"bool: the truth value of a tensor of shape \(2,\)"):
+        bool(tensor([1.0, 2.0]) == 1)
+
+
 def test_comparisons_give_bool_tensors_without_grad():
     a = tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
     results = [a < 2, a <= 2, a > 2, a >= 2, a == 2, a != 2, a > tensor(np.array([0.0, 5.0, 1.0]))]
