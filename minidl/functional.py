@@ -249,7 +249,9 @@ class _MaxUnpool2d(Function):
 def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
     """Put each value back at its switch, zeros elsewhere (the inverse of max_pool2d).
 
-    Output size defaults to (H - 1)·stride - 2·padding + kernel_size.
+    Output size defaults to (H - 1)·stride - 2·padding + kernel_size.  When
+    overlapping windows chose the same switch, one value overwrites the other
+    there (as in PyTorch), yet the backward pass gives the gradient to both.
     """
     op = "max_unpool2d"
     _check_4d(op, "input", x)
