@@ -214,15 +214,20 @@ class CpuBackend:
     def max_pool2d_grad(self, gy, indices, input_hw):
         """Add each gy at its switch in a zero (N, C, H, W) array (windows may share a switch).
 
-        ``np.bincount`` over flat positions sums all values that land on the same
-        position: a fast scatter-add (``np.add.at`` is slow before NumPy 1.25).
+        Per (n, c) plane, ``np.bincount(indices, weights=gy)`` sums the values that land
+        on each position: a fast scatter-add (``np.add.at`` is slow before NumPy 1.25).
+        One plane at a time keeps bincount's float64 result small and in cache.
         """
         n, c = gy.shape[:2]
         h, wd = input_hw
-        plane_start = (np.arange(n * c, dtype=np.int64) * (h * wd)).reshape(n, c, 1, 1)
-        flat = (indices + plane_start).ravel()
-        gx = np.bincount(flat, weights=gy.ravel(), minlength=n * c * h * wd)
-        return gx.astype(gy.dtype, copy=False).reshape(n, c, h, wd)
+        gx = np.empty((n, c, h, wd), dtype=gy.dtype)
+        for b in range(n):
+            for ch in range(c):
+                plane = np.bincount(
+                    indices[b, ch].ravel(), weights=gy[b, ch].ravel(), minlength=h * wd
+                )
+                gx[b, ch] = plane.reshape(h, wd)
+        return gx
 
     def max_unpool2d(self, x, indices, output_hw):
         """Write each x at its index in a zero (N, C, *output_hw) array."""
