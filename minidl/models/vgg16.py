@@ -60,6 +60,7 @@ BLOCK_CHANNELS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 
 
 
 def _layer_names() -> tuple[str, ...]:
+    """``block<b>_conv<i>`` for each convolution of block b, then ``block<b>_pool``."""
     names = []
     for block, channels in enumerate(BLOCK_CHANNELS, start=1):
         names += [f"block{block}_conv{i}" for i in range(1, len(channels) + 1)]
@@ -100,14 +101,16 @@ class VGG16(Module):
             raise ValueError(f"VGG16: pooling must be 'max' or 'avg', got {pooling!r}")
         self.pooling = pooling
         in_channels = 3
-        for i, name in enumerate(LAYER_NAMES):
-            if name.endswith("_pool"):
-                layer = MaxPool2d(2, stride=2) if pooling == "max" else AvgPool2d(2, stride=2)
-            else:
-                out_channels = BLOCK_CHANNELS[int(name[5]) - 1][0]  # "block3_conv2"[5] == "3"
-                layer = Conv2d(in_channels, out_channels, 3, padding=1, seed=seed + i)
+        # setattr registers each layer under its Keras name, in network order.
+        for block, channels in enumerate(BLOCK_CHANNELS, start=1):
+            for i, out_channels in enumerate(channels, start=1):
+                layer_seed = seed + len(self._modules)  # a different seed for every layer
+                conv = Conv2d(in_channels, out_channels, 3, padding=1, seed=layer_seed)
+                setattr(self, f"block{block}_conv{i}", conv)
                 in_channels = out_channels
-            setattr(self, name, layer)  # registers the layer under its Keras name
+            pool = MaxPool2d(2, stride=2) if pooling == "max" else AvgPool2d(2, stride=2)
+            setattr(self, f"block{block}_pool", pool)
+        assert tuple(self._modules) == LAYER_NAMES
 
     @property
     def device(self) -> str:
@@ -146,7 +149,7 @@ class VGG16(Module):
         if min(x.shape[2:]) < 2**pools:
             raise ValueError(
                 f"VGG16.features: input of {x.shape[2]}x{x.shape[3]} pixels is too small for "
-                f"{LAYER_NAMES[deepest]}: the {pools} pooling(s) before it need at least "
+                f"{LAYER_NAMES[deepest]}: the {pools} pooling(s) up to it need at least "
                 f"{2**pools} pixels per side"
             )
         outputs = {}
