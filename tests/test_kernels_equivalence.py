@@ -8,7 +8,8 @@ Every test runs on "cuda-emu" (the kernels compiled for CPU threads) and, marked
 
 Shapes are tiny on purpose (the emulator runs each CUDA thread as an OS thread) but
 chosen to hit the awkward cases: odd and prime sizes, sizes that are not a multiple
-of the 16x16 tiles, strides, paddings, dilations, non-square kernels, batch > 1, and
+of the tiles (16x16; the GEMM 64x64 with K steps of 16), strides, paddings,
+dilations, non-square kernels, batch > 1, and
 input sizes that need conv_transpose2d's output_padding.
 """
 
@@ -292,12 +293,19 @@ def test_gram_grad_with_xp_matmul_gemm(kb, monkeypatch):
 # ------------------------------------------------------------------- GEMM
 
 
+# (m, n, k): the kernel's block computes a 64 x 64 tile of C and walks K in steps of
+# 16, so: all below one tile, tiny (1 x 1 x 1, single row / column / k), exact
+# multiples, and just past a multiple (65 = 64 + 1, 17 = 16 + 1), mixed.
+GEMM_SIZES = [(19, 23, 37), (1, 1, 1), (1, 70, 3), (67, 1, 17), (64, 64, 16), (65, 129, 33)]
+
+
+@pytest.mark.parametrize("m, n, k", GEMM_SIZES)
 @pytest.mark.parametrize("trans_a", [0, 1])
 @pytest.mark.parametrize("trans_b", [0, 1])
-def test_gemm_kernel_direct(kb, trans_a, trans_b):
-    """The SGEMM kernel itself: transposes, alpha/beta, offsets, ld > cols, batch."""
+def test_gemm_kernel_direct(kb, trans_a, trans_b, m, n, k):
+    """The SGEMM kernel itself: transposes, alpha/beta, offsets, ld > cols, batch, sizes."""
     rng = np.random.default_rng(7)
-    m, n, k, batch = 19, 23, 37, 2
+    batch = 2
     a = rand(rng, batch, *((k, m) if trans_a else (m, k)))
     b = rand(rng, batch, *((n, k) if trans_b else (k, n)))
     c0 = rand(rng, batch, m, n + 3)  # ld = n + 3: C is a block inside a wider array
@@ -310,7 +318,20 @@ def test_gemm_kernel_direct(kb, trans_a, trans_b):
              dev(kb, a), 0, a.shape[2], a[0].size,
              dev(kb, b), 0, b.shape[2], b[0].size,
              -2.0, c, 1, n + 3, m * (n + 3), batch=batch)  # fmt: skip
-    assert_close(c, want, f"sgemm transA={trans_a} transB={trans_b}")
+    assert_close(c, want, f"sgemm transA={trans_a} transB={trans_b} m,n,k={m},{n},{k}")
+
+
+@pytest.mark.parametrize("trans_a", [0, 1])
+def test_gemm_kernel_beta_zero_does_not_read_c(kb, trans_a):
+    """beta == 0: C is only written (NaN garbage in C must not leak into the result)."""
+    rng = np.random.default_rng(8)
+    m, n, k = 70, 66, 18
+    a = rand(rng, *((k, m) if trans_a else (m, k)))
+    b = rand(rng, k, n)
+    c = dev(kb, np.full((m, n), np.nan, dtype=np.float32))
+    kb._gemm(trans_a, 0, m, n, k, 1.0, dev(kb, a), 0, a.shape[1], 0,
+             dev(kb, b), 0, n, 0, 0.0, c, 0, n, 0)  # fmt: skip
+    assert_close(c, (a.T if trans_a else a) @ b, "sgemm beta=0 over NaN")
 
 
 # ----------------------------------------------------------------- errors

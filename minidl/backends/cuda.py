@@ -49,8 +49,11 @@ THREADS_PER_BLOCK = 256
 #: Most blocks launched for a 1-D kernel; the grid-stride loop covers the rest.
 MAX_BLOCKS = 65535
 
-#: Tile sizes; must equal GEMM_TILE / GRAM_TILE in gemm.cu / gram.cu.
-GEMM_TILE = 16
+#: Tile sizes; must equal the #defines of the same names in gemm.cu / gram.cu.
+#: sgemm: a block of GEMM_THREADS x GEMM_THREADS threads computes a GEMM_TILE x GEMM_TILE
+#: tile of C (each thread a 4 x 4 micro-tile).
+GEMM_TILE = 64
+GEMM_THREADS = 16
 GRAM_TILE = 16
 
 #: Which file defines which kernel.
@@ -208,7 +211,7 @@ class KernelBackend:
             np.float32(beta),
             c, *_i32(off_c, ldc, stride_c),
         )  # fmt: skip
-        self._kernel("sgemm")(grid, (GEMM_TILE, GEMM_TILE, 1), args)
+        self._kernel("sgemm")(grid, (GEMM_THREADS, GEMM_THREADS, 1), args)
 
     def _gemm_xp(self, trans_a, trans_b, m, n, k, alpha, a, off_a, lda, stride_a,
                  b, off_b, ldb, stride_b, beta, c, off_c, ldc, stride_c, batch):  # fmt: skip
