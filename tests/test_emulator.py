@@ -364,3 +364,20 @@ def test_parse_kernels():
     assert raw.is_pointer and raw.dtype is None and raw.supported
     assert not pair.supported
     assert not k1.uses_barrier and k2.uses_barrier and k2.params == ()
+
+
+def test_parenthesised_define_does_not_hide_a_barrier_kernel():
+    # A "#define NAME (expr)" once looked like a function NAME swallowing the kernel
+    # after it, so the kernel lost its barrier flag and ran in loop mode.
+    source = """
+#define MICRO (TILE / THREADS)
+#define TWICE(a) \\
+    ((a) * 2)
+extern "C" __global__ void tiled(float* out) {
+    __shared__ float tile[4];
+    __syncthreads();
+}
+"""
+    (kernel,) = parse_kernels(source)
+    assert kernel.name == "tiled"
+    assert kernel.uses_barrier

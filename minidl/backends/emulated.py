@@ -221,12 +221,17 @@ class KernelSignature:
 
 
 def _strip_comments(source: str) -> str:
-    """Blank out // and /* */ comments, keeping line breaks (and so line numbers)."""
+    """Blank out comments and preprocessor lines, keeping line breaks (and so line numbers).
+
+    Preprocessor lines go too: ``#define MICRO (TILE / THREADS)`` would otherwise look
+    like the start of a function named MICRO to the function finder below.
+    """
 
     def blank(match: re.Match) -> str:
         return re.sub(r"[^\n]", " ", match.group(0))
 
-    return re.sub(r"//[^\n]*|/\*.*?\*/", blank, source, flags=re.DOTALL)
+    code = re.sub(r"//[^\n]*|/\*.*?\*/", blank, source, flags=re.DOTALL)
+    return re.sub(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", blank, code, flags=re.MULTILINE)
 
 
 def _parse_param(text: str, index: int) -> KernelParam:
