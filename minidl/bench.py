@@ -15,6 +15,7 @@ Each (size, pass) runs in a fresh child process, so that its peak resident memor
 
 from __future__ import annotations
 
+import argparse
 import math
 import multiprocessing
 import sys
@@ -43,7 +44,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="128 px only (a few seconds)")
     parser.add_argument(
-        "--sizes", default="224,512", help="comma-separated image sizes in pixels (default 224,512)"
+        "--sizes",
+        type=_sizes,
+        default="224,512",
+        help="comma-separated image sizes in pixels, each >= 32 (default 224,512)",
     )
     parser.add_argument(
         "--kernels", action="store_true", help="benchmark the hand-written CUDA kernels instead"
@@ -58,7 +62,7 @@ def run(args) -> int:
         from minidl.kernel_bench import run_kernel_bench
 
         return run_kernel_bench(device=args.device)
-    sizes = [128] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
+    sizes = [128] if args.quick else args.sizes
 
     m, k, n = SGEMM_SHAPE
     print(
@@ -201,6 +205,17 @@ def _vgg16_pass(backend, x, weights, backward, parts):
             g = backend.conv2d_grad_input(g, w, hw, ONE, PAD, DIL)
             parts["conv"] += time.perf_counter() - t
     return g
+
+
+def _sizes(text: str) -> list[int]:
+    """Parse ``--sizes`` ("224,512"); VGG16 halves the size five times, so each is >= 32."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 224,512, got {text!r}") from None
+    if not sizes or min(sizes) < 32:
+        raise argparse.ArgumentTypeError(f"each size must be >= 32 pixels, got {text!r}")
+    return sizes
 
 
 def _in_fresh_process(func, *args):
