@@ -3,11 +3,14 @@
 Almost all the arithmetic of a VGG16 is in its convolutions, and the cpu backend
 turns each convolution into im2col (copies) + one GEMM (BLAS).  So the honest yard
 stick is the SGEMM throughput of the same BLAS on the same machine: the benchmark
-measures it first, then runs a VGG16-shaped stack and reports what fraction of it
-the whole network reaches (copies, ReLU and pooling included).
+runs a VGG16-shaped stack and reports what fraction of SGEMM's GFLOP/s the whole
+network reaches (copies, ReLU and pooling included).
 
 Each (size, pass) runs in a fresh child process, so that its peak resident memory
 (``ru_maxrss``, the high-water mark of the process) belongs to that row alone.
+The child measures SGEMM itself, before each repeat of the pass: on a laptop or a
+shared machine the speed drifts, and the ratio is only fair if both numbers see
+the same conditions.
 
 ``minidl bench --kernels`` benchmarks the hand-written CUDA kernels instead
 (see ``minidl.kernel_bench``).
