@@ -107,26 +107,6 @@ extern "C" __global__ void max_pool2d_backward(const float* gy, const long long*
     }
 }
 
-// The same gradient when the window geometry is unknown (switches that did
-// not come from max_pool2d_forward, e.g. loaded from a file).  Each input
-// pixel scans every output of its plane: O(OH*OW) work per pixel, slow for
-// big images but correct for any switches.
-extern "C" __global__ void max_pool2d_backward_scan(const float* gy, const long long* idx,
-                                                    float* gx, int NC, int H, int W,
-                                                    int OHW)
-{
-    const int total = NC * H * W;
-    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total;
-         t += gridDim.x * blockDim.x) {
-        int p = t / (H * W);
-        long long me = t % (H * W);
-        float sum = 0.0f;
-        for (int o = p * OHW; o < (p + 1) * OHW; ++o)
-            if (idx[o] == me) sum += gy[o];
-        gx[t] = sum;
-    }
-}
-
 // -------------------------------------------------------------- max unpooling
 
 // y (zeroed by the host, planes of OHW pixels) gets each x at its switch.

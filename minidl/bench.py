@@ -198,7 +198,7 @@ def _vgg16_pass(backend, x, weights, backward, parts):
     for kind, saved, hw in reversed(tape):
         t = time.perf_counter()
         if kind == "pool":
-            g = backend.max_pool2d_grad(g, saved, hw)
+            g = backend.max_pool2d_grad(g, saved, hw, (2, 2), (2, 2), (0, 0))
             parts["pool"] += time.perf_counter() - t
         else:
             w, mask = saved

@@ -217,11 +217,12 @@ def _pool_geometry(op, x, kernel_size, stride, padding):
 class _MaxPool2d(Function):
     def forward(self, x, kernel, stride, padding, backend):
         self.input_hw, self.backend = x.shape[2:], backend
+        self.geometry = kernel, stride, padding
         y, self.indices = backend.max_pool2d(x, kernel, stride, padding)
         return y
 
     def backward(self, gy):
-        return self.backend.max_pool2d_grad(gy, self.indices, self.input_hw)
+        return self.backend.max_pool2d_grad(gy, self.indices, self.input_hw, *self.geometry)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):

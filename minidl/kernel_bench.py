@@ -201,7 +201,7 @@ def _bench_cuda() -> int:
 
         return ((blocks == up(y)) * up(gy)).reshape(x.shape)
 
-    row("max_pool2d_grad", shape, lambda: kb.max_pool2d_grad(gy, idx, (h_, w_)),
+    row("max_pool2d_grad", shape, lambda: kb.max_pool2d_grad(gy, idx, (h_, w_), (2, 2), (2, 2), (0, 0)),
         "cupy mask·gy", max_grad_ref)  # fmt: skip
     g_up = rand(*x.shape)
     row("max_unpool2d", shape, lambda: kb.max_unpool2d(y, idx, (h_, w_)),
@@ -277,7 +277,7 @@ def _smoke_emulated() -> int:
         ("max_pool2d", kb.max_pool2d(x, (3, 3), (2, 2), (1, 1))[0], yp),
         ("max_pool2d indices", kb.max_pool2d(x, (3, 3), (2, 2), (1, 1))[1], idx),
         ("max_pool2d_grad", kb.max_pool2d_grad(gp, idx, (9, 7), (3, 3), (2, 2), (1, 1)),
-         cpu.max_pool2d_grad(gp, idx, (9, 7))),
+         cpu.max_pool2d_grad(gp, idx, (9, 7), (3, 3), (2, 2), (1, 1))),
         ("max_unpool2d", kb.max_unpool2d(yp, idx, (9, 7)), cpu.max_unpool2d(yp, idx, (9, 7))),
         ("max_unpool2d_grad", kb.max_unpool2d_grad(x, idx), cpu.max_unpool2d_grad(x, idx)),
         ("avg_pool2d", kb.avg_pool2d(x, (3, 2), (2, 1), (1, 1)),

@@ -242,7 +242,7 @@ def test_max_pool2d_and_grad_match_loops(case):
     for b, ch, oh, ow in np.ndindex(*y.shape):
         r, q = divmod(idx[b, ch, oh, ow], wd)
         ref_gx[b, ch, r, q] += gy[b, ch, oh, ow]  # overlapping windows add up
-    np.testing.assert_allclose(B.max_pool2d_grad(gy, idx, (h, wd)), ref_gx, atol=1e-12)
+    np.testing.assert_allclose(B.max_pool2d_grad(gy, idx, (h, wd), kernel, stride, padding), ref_gx, atol=1e-12)
 
 
 def test_max_pool2d_hand_computed_indices():
@@ -374,7 +374,7 @@ def test_float32_in_float32_out():
     assert B.conv2d_grad_weight(x, y, (3, 3), *args).dtype == np.float32
     p, idx = B.max_pool2d(x, (2, 2), (2, 2), (0, 0))
     assert p.dtype == np.float32
-    assert B.max_pool2d_grad(p, idx, (8, 8)).dtype == np.float32
+    assert B.max_pool2d_grad(p, idx, (8, 8), (2, 2), (2, 2), (0, 0)).dtype == np.float32
     assert B.max_unpool2d(p, idx, (8, 8)).dtype == np.float32
     assert B.max_unpool2d_grad(x, idx).dtype == np.float32
     assert B.avg_pool2d(x, (2, 2), (2, 2), (1, 1)).dtype == np.float32

@@ -12,7 +12,7 @@ written once:
 ``conv2d_grad_input``  (gy, w, input_hw, stride, padding, dilation) -> gx
 ``conv2d_grad_weight`` (x, gy, kernel_hw, stride, padding, dilation) -> gw
 ``max_pool2d``         (x, kernel, stride, padding) -> (y, indices)
-``max_pool2d_grad``    (gy, indices, input_hw) -> gx
+``max_pool2d_grad``    (gy, indices, input_hw, kernel, stride, padding) -> gx
 ``max_unpool2d``       (x, indices, output_hw) -> y
 ``max_unpool2d_grad``  (gy, indices) -> gx
 ``avg_pool2d``         (x, kernel, stride, padding) -> y
@@ -33,7 +33,9 @@ Conventions shared by all backends:
 * Max-pool ``indices`` are int64 and, as in PyTorch, index the flattened
   H*W plane of the (unpadded) input: ``idx = h * W + w``.  Ties pick the first
   maximum in row-major window order.  ``max_pool2d_grad`` *adds* ``gy`` at the
-  switches (overlapping windows may share one); ``max_unpool2d`` *writes* into a
+  switches (overlapping windows may share one); it also gets the window geometry,
+  which a gather-form kernel needs to find the few windows covering a pixel (the
+  cpu backend scatters and ignores it).  ``max_unpool2d`` *writes* into a
   zero array; ``max_unpool2d_grad`` gathers.
 * ``avg_pool2d`` counts padded zeros in the divisor (PyTorch's default
   ``count_include_pad=True``); padding is implicit zeros.

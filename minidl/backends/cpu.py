@@ -217,12 +217,13 @@ class CpuBackend:
         step = np.array([i * wd + j for i, j in offsets], dtype=np.int64)
         return best, start + step[which]
 
-    def max_pool2d_grad(self, gy, indices, input_hw):
+    def max_pool2d_grad(self, gy, indices, input_hw, kernel, stride, padding):
         """Add each gy at its switch in a zero (N, C, H, W) array (windows may share a switch).
 
         Per (n, c) plane, ``np.bincount(indices, weights=gy)`` sums the values that land
         on each position: a fast scatter-add (``np.add.at`` is slow before NumPy 1.25).
         One plane at a time keeps bincount's float64 result small and in cache.
+        The switches say everything, so the window geometry is not needed here.
         """
         n, c = gy.shape[:2]
         h, wd = input_hw

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 import os
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +62,6 @@ KERNEL_FILES = {
     "sgemm": "gemm.cu",
     "max_pool2d_forward": "pool.cu",
     "max_pool2d_backward": "pool.cu",
-    "max_pool2d_backward_scan": "pool.cu",
     "max_unpool2d_forward": "pool.cu",
     "max_unpool2d_backward": "pool.cu",
     "avg_pool2d_forward": "pool.cu",
@@ -117,8 +115,6 @@ class KernelBackend:
         self._threads = threads_per_block
         self._max_blocks = max_blocks
         self._functions = {}
-        # Window geometry of the switches this backend produced (see max_pool2d_grad).
-        self._switch_geometry = {}
 
     def __repr__(self) -> str:
         return f"KernelBackend({self.name!r})"
@@ -392,40 +388,11 @@ class KernelBackend:
         indices = self.xp.empty((n, c, oh, ow), dtype=np.int64)
         self._launch_1d("max_pool2d_forward", y.size,
                         (x, y, indices, *_i32(n * c, h, wd, oh, ow, *kernel, *stride, *padding)))  # fmt: skip
-        self._remember_geometry(indices, (kernel, stride, padding))
         return y, indices
 
-    # The interface gives max_pool2d_grad only (gy, indices, input_hw), but the gather
-    # kernel needs the window geometry to find the few windows that contain a pixel.
-    # So max_pool2d remembers the geometry of the switches it returns (keyed by the
-    # array's identity; a weak reference notices when that array is gone).
-    def _remember_geometry(self, indices, geometry) -> None:
-        for key in [k for k, (ref, _) in self._switch_geometry.items() if ref() is None]:
-            del self._switch_geometry[key]
-        try:
-            ref = weakref.ref(indices)
-        except TypeError:  # an array type without weak references: keep no record
-            return
-        self._switch_geometry[id(indices)] = (ref, geometry)
-
-    def _recall_geometry(self, indices):
-        entry = self._switch_geometry.get(id(indices))
-        if entry is not None and entry[0]() is indices:
-            return entry[1]
-        return None
-
-    def max_pool2d_grad(self, gy, indices, input_hw, kernel=None, stride=None, padding=None):
-        """Gradient of max pooling, in gather form (each input pixel sums its windows' gy).
-
-        The window geometry comes from the arguments, or from the max_pool2d call that
-        made ``indices``; without either, a slower kernel scans whole planes.
-        """
+    def max_pool2d_grad(self, gy, indices, input_hw, kernel, stride, padding):
+        """Gradient of max pooling, in gather form (each input pixel sums its windows' gy)."""
         op = "max_pool2d_grad"
-        geometry = None
-        if kernel is not None:
-            geometry = (_pair(kernel), _pair(stride or kernel), _pair(padding or (0, 0)))
-        else:
-            geometry = self._recall_geometry(indices)
         gy = self._float_input(op, "gy", gy)
         indices = self._index_input(op, "indices", indices)
         self._rank4(op, "gy", gy)
@@ -437,13 +404,9 @@ class KernelBackend:
         h, wd = _pair(input_hw)
         gx = self.xp.empty((n, c, h, wd), dtype=np.float32)
         self._fits_int32(op, gx.size, gy.size)
-        if geometry is not None:
-            kernel, stride, padding = geometry
-            self._launch_1d("max_pool2d_backward", gx.size,
-                            (gy, indices, gx, *_i32(n * c, h, wd, oh, ow, *kernel, *stride, *padding)))  # fmt: skip
-        else:
-            self._launch_1d("max_pool2d_backward_scan", gx.size,
-                            (gy, indices, gx, *_i32(n * c, h, wd, oh * ow)))  # fmt: skip
+        kernel, stride, padding = _pair(kernel), _pair(stride), _pair(padding)
+        self._launch_1d("max_pool2d_backward", gx.size,
+                        (gy, indices, gx, *_i32(n * c, h, wd, oh, ow, *kernel, *stride, *padding)))  # fmt: skip
         return gx
 
     def max_unpool2d(self, x, indices, output_hw):
