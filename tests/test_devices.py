@@ -1,0 +1,105 @@
+"""Whole networks on the kernel devices, through autograd.
+
+The backend tests (test_kernels_equivalence.py) compare each kernel with the
+cpu backend; here the same ops run through ``minidl.functional`` and
+``backward()``, so the launch glue, the Function wiring and the gradient
+bookkeeping are tested together on "cuda-emu" (and on "cuda" with a GPU).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl.functional as F
+from minidl.gradcheck import gradcheck
+from minidl.tensor import tensor
+
+try:
+    import cupy
+
+    HAVE_GPU = cupy.cuda.runtime.getDeviceCount() > 0
+except Exception:  # no CuPy, or CuPy without a driver
+    HAVE_GPU = False
+
+DEVICES = [
+    "cuda-emu",
+    pytest.param(
+        "cuda",
+        marks=[pytest.mark.gpu, pytest.mark.skipif(not HAVE_GPU, reason="needs CuPy and a GPU")],
+    ),
+]
+
+
+def make_inputs(device, seed=0):
+    """A 2-image batch and the parameters of a small encoder/decoder, as float32."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x": rng.standard_normal((2, 3, 11, 9)),
+        "w1": rng.standard_normal((5, 3, 3, 3)) * 0.3,
+        "b1": rng.standard_normal(5) * 0.1,
+        "w2": rng.standard_normal((5, 4, 3, 2)) * 0.3,  # conv_transpose2d: (C_in, C_out, kh, kw)
+        "b2": rng.standard_normal(4) * 0.1,
+    }
+    return {
+        k: tensor(v.astype(np.float32), device=device, requires_grad=True)
+        for k, v in arrays.items()
+    }
+
+
+def network(x, w1, b1, w2, b2, pool="max"):
+    """conv (stride 2) -> relu -> pool -> transposed conv (stride 2, output_padding) ->
+    avg pool -> Gram matrix -> a scalar."""
+    h = F.relu(F.conv2d(x, w1, b1, stride=2, padding=1))
+    h = F.max_pool2d(h, 2, stride=1) if pool == "max" else F.avg_pool2d(h, 2, stride=1)
+    h = F.conv_transpose2d(h, w2, b2, stride=2, padding=1, output_padding=1)
+    h = F.avg_pool2d(h, 3, stride=2, padding=1)
+    g = F.gram_matrix(h)
+    return (g * g).sum() + h.mean()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_network_loss_and_every_gradient_match_cpu(device):
+    on_cpu = make_inputs("cpu")
+    on_device = make_inputs(device)
+    loss_cpu = network(**on_cpu)
+    loss_device = network(**on_device)
+    loss_cpu.backward()
+    loss_device.backward()
+    np.testing.assert_allclose(loss_device.item(), loss_cpu.item(), rtol=1e-5)
+    for name, t in on_cpu.items():
+        got = on_device[name]
+        grad = got.grad.get() if device == "cuda" else got.grad
+        scale = np.abs(t.grad).max()
+        np.testing.assert_allclose(grad, t.grad, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradcheck_through_a_small_network_in_float32(device):
+    # Central differences in float32 need a large step and loose tolerances, and
+    # no kinks: tanh instead of relu, average instead of max pooling.
+    rng = np.random.default_rng(1)
+    x = tensor(rng.standard_normal((1, 2, 7, 6)).astype(np.float32), device, requires_grad=True)
+    w1 = tensor(rng.standard_normal((3, 2, 3, 3)).astype(np.float32) * 0.3, device, requires_grad=True)
+    w2 = tensor(rng.standard_normal((3, 2, 2, 2)).astype(np.float32) * 0.3, device, requires_grad=True)
+
+    def small_network(x, w1, w2):
+        h = F.tanh(F.conv2d(x, w1, stride=2, padding=1))
+        h = F.conv_transpose2d(F.avg_pool2d(h, 2, stride=1), w2, stride=2)
+        return F.gram_matrix(h)
+
+    assert gradcheck(small_network, [x, w1, w2], eps=1e-2, atol=2e-3, rtol=2e-2)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pool_unpool_round_trip_on_device(device):
+    rng = np.random.default_rng(2)
+    x = tensor(rng.standard_normal((2, 3, 6, 8)).astype(np.float32), device)
+    y, indices = F.max_pool2d(x, 2, return_indices=True)
+    back = F.max_unpool2d(y, indices, 2, output_size=x.shape).numpy()
+    x_host = x.numpy()
+    kept = back != 0
+    # Every window keeps exactly its maximum, at the switch; the rest is zero.
+    assert kept.reshape(2, 3, 3, 2, 4, 2).sum(axis=(3, 5)).max() == 1
+    np.testing.assert_array_equal(back[kept], x_host[kept])
+    np.testing.assert_array_equal(back.reshape(2, 3, 3, 2, 4, 2).sum(axis=(3, 5)), y.numpy())
