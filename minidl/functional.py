@@ -125,24 +125,39 @@ def _add_channel_bias(y: Tensor, b: Tensor | None, op: str) -> Tensor:
     return y + b.reshape(1, -1, 1, 1)
 
 
+def _conv_arguments(op, x, w, b, stride, padding, dilation, weight_layout):
+    """Check what conv2d and conv_transpose2d share; return shapes text and pairs.
+
+    ``weight_layout`` says where the input channels sit in ``w``: conv2d's weight is
+    (C_out, C_in, kh, kw), conv_transpose2d's is (C_in, C_out, kh, kw).
+    """
+    _check_4d(op, "input", x)
+    _check_4d(op, "weight", w)
+    _check_same_dtype(op, input=x, weight=w, bias=b)
+    shapes = f"input {x.shape}, weight {w.shape}"
+    in_channels = w.shape[1] if weight_layout.startswith("(C_out") else w.shape[0]
+    if x.shape[1] != in_channels:
+        raise ValueError(
+            f"{op}: input has {x.shape[1]} channels but weight expects {in_channels} "
+            f"(input {x.shape}, weight {w.shape}; weight is {weight_layout})"
+        )
+    return (
+        shapes,
+        _positive_pair(stride, "stride", op, shapes),
+        _non_negative_pair(padding, "padding", op, shapes),
+        _positive_pair(dilation, "dilation", op, shapes),
+    )
+
+
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1) -> Tensor:
     """2-D cross-correlation, as ``torch.nn.functional.conv2d`` (groups=1).
 
     x: (N, C_in, H, W), w: (C_out, C_in, kh, kw), b: (C_out,) or None.
     """
     op = "conv2d"
-    _check_4d(op, "input", x)
-    _check_4d(op, "weight", w)
-    _check_same_dtype(op, input=x, weight=w, bias=b)
-    shapes = f"input {x.shape}, weight {w.shape}"
-    stride = _positive_pair(stride, "stride", op, shapes)
-    padding = _non_negative_pair(padding, "padding", op, shapes)
-    dilation = _positive_pair(dilation, "dilation", op, shapes)
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(
-            f"{op}: input has {x.shape[1]} channels but weight expects {w.shape[1]} "
-            f"(input {x.shape}, weight {w.shape})"
-        )
+    shapes, stride, padding, dilation = _conv_arguments(
+        op, x, w, b, stride, padding, dilation, weight_layout="(C_out, C_in, kh, kw)"
+    )
     for i in range(2):
         _output_size(op, x.shape[2 + i], w.shape[2 + i], stride[i], padding[i], dilation[i], shapes)
     backend = _backend(op, input=x, weight=w, bias=b)
@@ -157,19 +172,10 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
     Output size: (H - 1)·stride - 2·padding + dilation·(k - 1) + output_padding + 1.
     """
     op = "conv_transpose2d"
-    _check_4d(op, "input", x)
-    _check_4d(op, "weight", w)
-    _check_same_dtype(op, input=x, weight=w, bias=b)
-    shapes = f"input {x.shape}, weight {w.shape}"
-    stride = _positive_pair(stride, "stride", op, shapes)
-    padding = _non_negative_pair(padding, "padding", op, shapes)
+    shapes, stride, padding, dilation = _conv_arguments(
+        op, x, w, b, stride, padding, dilation, weight_layout="(C_in, C_out, kh, kw)"
+    )
     output_padding = _non_negative_pair(output_padding, "output_padding", op, shapes)
-    dilation = _positive_pair(dilation, "dilation", op, shapes)
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(
-            f"{op}: input has {x.shape[1]} channels but weight expects {w.shape[0]} "
-            f"(input {x.shape}, weight {w.shape}; weight is (C_in, C_out, kh, kw))"
-        )
     output_hw = []
     for i in range(2):
         if output_padding[i] >= max(stride[i], dilation[i]):

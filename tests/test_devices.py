@@ -12,22 +12,15 @@ import numpy as np
 import pytest
 
 import minidl.functional as F
+from minidl.backends.cuda import cuda_available
 from minidl.gradcheck import gradcheck
 from minidl.tensor import tensor
 
-try:
-    import cupy
-
-    HAVE_GPU = cupy.cuda.runtime.getDeviceCount() > 0
-except Exception:  # no CuPy, or CuPy without a driver
-    HAVE_GPU = False
+HAVE_GPU, WHY_NOT = cuda_available()
 
 DEVICES = [
     "cuda-emu",
-    pytest.param(
-        "cuda",
-        marks=[pytest.mark.gpu, pytest.mark.skipif(not HAVE_GPU, reason="needs CuPy and a GPU")],
-    ),
+    pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not HAVE_GPU, reason=WHY_NOT)]),
 ]
 
 
