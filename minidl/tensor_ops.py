@@ -43,7 +43,8 @@ def as_tensor_like(value, reference: Tensor) -> Tensor:
     return Tensor(array, device=reference.device)
 
 
-def _binary_operands(op: str, a, b) -> tuple[Tensor, Tensor]:
+def _operands(op: str, a, b) -> tuple[Tensor, Tensor]:
+    """Wrap plain numbers as constants; check that dtypes and devices agree."""
     if not isinstance(a, Tensor):
         a = as_tensor_like(a, b)
     if not isinstance(b, Tensor):
@@ -54,6 +55,12 @@ def _binary_operands(op: str, a, b) -> tuple[Tensor, Tensor]:
             "convert one of them first"
         )
     check_same_device(op, (a, b))
+    return a, b
+
+
+def _binary_operands(op: str, a, b) -> tuple[Tensor, Tensor]:
+    """Operands of an elementwise op: as :func:`_operands`, and shapes that broadcast."""
+    a, b = _operands(op, a, b)
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
@@ -172,25 +179,14 @@ class MatMul(Function):
 
 
 def matmul(a, b):
-    a, b = _binary_operands_matmul(a, b)
-    return MatMul.apply(a, b)
-
-
-def _binary_operands_matmul(a, b):
-    if not isinstance(a, Tensor):
-        a = as_tensor_like(a, b)
-    if not isinstance(b, Tensor):
-        b = as_tensor_like(b, a)
-    if a.dtype != b.dtype:
-        raise TypeError(f"matmul: mixed dtypes {a.dtype} {a.shape} and {b.dtype} {b.shape}")
-    check_same_device("matmul", (a, b))
+    a, b = _operands("matmul", a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got {a.shape} @ {b.shape}")
     inner_a = a.shape[-1]
     inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if inner_a != inner_b:
         raise ValueError(f"matmul: inner sizes differ: {a.shape} @ {b.shape}")
-    return a, b
+    return MatMul.apply(a, b)
 
 
 # ------------------------------------------------------------ elementwise math
@@ -257,8 +253,9 @@ def _normalize_axes(axis, ndim: int, op: str):
     return tuple(sorted(ax % max(ndim, 1) for ax in axes))
 
 
-def _expand_reduced(g, shape, axes, keepdims):
-    """Give a reduced gradient back its reduced axes so it broadcasts over ``shape``."""
+def _expand_reduced(g, axes, keepdims):
+    """Give a reduced gradient back its reduced axes (as size 1) so it broadcasts
+    over the input's shape."""
     xp = array_module(g)
     if not keepdims:
         for ax in axes:
@@ -274,7 +271,7 @@ class Sum(Function):
         return a.sum(axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):
-        g = _expand_reduced(g, self.shape, self.axes, self.keepdims)
+        g = _expand_reduced(g, self.axes, self.keepdims)
         return array_module(g).broadcast_to(g, self.shape).copy()
 
 
@@ -287,7 +284,7 @@ class Mean(Function):
         return a.mean(axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):
-        g = _expand_reduced(g, self.shape, self.axes, self.keepdims) / self.count
+        g = _expand_reduced(g, self.axes, self.keepdims) / self.count
         return array_module(g).broadcast_to(g, self.shape).copy()
 
 
@@ -304,7 +301,7 @@ class Max(Function):
         )
 
     def backward(self, g):
-        g = _expand_reduced(g, self.a.shape, self.axes, self.keepdims)
+        g = _expand_reduced(g, self.axes, self.keepdims)
         winners = self.a == self.out
         return g * winners / winners.sum(axis=self.axes, keepdims=True)
 
