@@ -45,6 +45,9 @@ class Function:
 
     def __init__(self):
         self.inputs: tuple = ()  # the input Tensors, set by apply()
+        # One flag per input: does it want a gradient?  backward() may skip the
+        # work for the others (a frozen conv weight saves a whole GEMM).
+        self.needs_input_grad: tuple = ()
         self.freed = False
 
     def forward(self, *arrays, **options):
@@ -60,10 +63,11 @@ class Function:
 
         device = check_same_device(cls.__name__, inputs)
         function = cls()
+        function.needs_input_grad = tuple(is_grad_enabled() and t.requires_grad for t in inputs)
         output = function.forward(*(t.data for t in inputs), **options)
         if isinstance(output, np.generic):  # numpy reductions return scalars, not arrays
             output = np.asarray(output)
-        requires_grad = is_grad_enabled() and any(t.requires_grad for t in inputs)
+        requires_grad = any(function.needs_input_grad)
         result = Tensor(output, device=device, requires_grad=requires_grad)
         if requires_grad:
             function.inputs = inputs

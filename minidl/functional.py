@@ -96,8 +96,9 @@ class _Conv2d(Function):
 
     def backward(self, gy):
         x, w, backend = self.x, self.w, self.backend
-        gx = backend.conv2d_grad_input(gy, w, x.shape[2:], *self.options)
-        gw = backend.conv2d_grad_weight(x, gy, w.shape[2:], *self.options)
+        need_x, need_w = self.needs_input_grad
+        gx = backend.conv2d_grad_input(gy, w, x.shape[2:], *self.options) if need_x else None
+        gw = backend.conv2d_grad_weight(x, gy, w.shape[2:], *self.options) if need_w else None
         return gx, gw
 
 
@@ -112,8 +113,9 @@ class _ConvTranspose2d(Function):
 
     def backward(self, gy):
         x, w, backend = self.x, self.w, self.backend
-        gx = backend.conv2d(gy, w, *self.options)
-        gw = backend.conv2d_grad_weight(gy, x, w.shape[2:], *self.options)
+        need_x, need_w = self.needs_input_grad
+        gx = backend.conv2d(gy, w, *self.options) if need_x else None
+        gw = backend.conv2d_grad_weight(gy, x, w.shape[2:], *self.options) if need_w else None
         return gx, gw
 
 

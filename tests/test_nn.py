@@ -232,3 +232,38 @@ def test_to_cuda_emu_moves_parameters_and_buffers():
     assert net[0].weight is net.parameters()[0]  # the attribute and the registry agree
     net.to("cpu")
     assert {p.device for p in net.parameters()} == {"cpu"}
+
+
+def test_to_keeps_the_parameter_objects_so_an_optimiser_still_works():
+    from minidl.optim import SGD
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, seed=0))
+    before = net.parameters()
+    optimiser = SGD(before, lr=0.1)
+    net.to("cuda-emu")
+    assert all(a is b for a, b in zip(before, net.parameters()))
+    net(tensor(np.ones((1, 1, 4, 4), np.float32), device="cuda-emu")).sum().backward()
+    old = net[0].weight.numpy().copy()
+    optimiser.step()
+    assert not np.array_equal(net[0].weight.numpy(), old)
+
+
+def test_frozen_layer_passes_input_gradients_and_skips_weight_gradients(monkeypatch):
+    from minidl.backends import get_backend
+
+    calls = []
+    backend = get_backend("cpu")
+    original = type(backend).conv2d_grad_weight
+    monkeypatch.setattr(
+        type(backend), "conv2d_grad_weight",
+        lambda self, *args: calls.append(1) or original(self, *args),
+    )
+    conv = nn.Conv2d(2, 3, 3, seed=0).requires_grad_(False)
+    x = tensor(np.ones((1, 2, 5, 5), np.float32), requires_grad=True)
+    conv(x).sum().backward()
+    assert x.grad is not None and np.abs(x.grad).sum() > 0
+    assert conv.weight.grad is None and conv.bias.grad is None
+    assert calls == []  # no weight-gradient GEMM was run
+    conv.requires_grad_(True)
+    conv(x).sum().backward()
+    assert calls == [1] and conv.weight.grad is not None

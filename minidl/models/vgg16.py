@@ -220,6 +220,11 @@ def vgg16(
     The load is strict: a file whose keys or shapes do not fit VGG16 raises
     :class:`minidl.weights.WeightsError` naming the file and the keys, and
     nothing is loaded.
+
+    The parameters come frozen (``requires_grad`` False): a feature extractor
+    passes gradients to its input, for inversion and style transfer, without
+    spending a GEMM per layer on weight gradients nobody uses.  Call
+    ``model.requires_grad_(True)`` to train it.
     """
     from minidl.weights import find_weights, load_weights
 
@@ -227,7 +232,7 @@ def vgg16(
     if weights is not None:
         path = find_weights() if str(weights) == "auto" else weights
         model.load_state_dict(load_weights(path), strict=True, source=str(path))
-    return model.to(device).eval()
+    return model.to(device).eval().requires_grad_(False)
 
 
 def preprocess(image: np.ndarray, device: str = "cpu") -> Tensor:

@@ -92,19 +92,31 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
+    def requires_grad_(self, flag: bool = True) -> Module:
+        """Freeze (False) or unfreeze (True) every parameter; returns self.
+
+        A frozen network still passes gradients through to its *input*, which is
+        all feature inversion and style transfer need, and skips the weight-gradient
+        work entirely.
+        """
+        for p in self.parameters():
+            p.requires_grad = flag
+        return self
+
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.grad = None
 
     def to(self, device: str) -> Module:
-        """Move every parameter and buffer to ``device`` (in place); returns self."""
-        for _, module in self.named_modules():
-            for registry in (module._parameters, module._buffers):
-                for name, t in registry.items():
-                    moved = t.detach().to(device)
-                    new = Parameter(moved.data, device) if isinstance(t, Parameter) else moved
-                    registry[name] = new
-                    object.__setattr__(module, name, new)
+        """Move every parameter and buffer to ``device``; returns self.
+
+        The tensors stay the same objects (only their data moves), so an optimiser
+        built before the move still updates them.  Gradients are dropped.
+        """
+        for tensor in self._state_tensors().values():
+            tensor.data = tensor.detach().to(device).data
+            tensor.device = device
+            tensor.grad = None
         return self
 
     # -------------------------------------------------------------- state
