@@ -3,8 +3,9 @@
 Almost all the arithmetic of a VGG16 is in its convolutions, and the cpu backend
 turns each convolution into im2col (copies) + one GEMM (BLAS).  So the honest yard
 stick is the SGEMM throughput of the same BLAS on the same machine: the benchmark
-runs a VGG16-shaped stack and reports what fraction of SGEMM's GFLOP/s the whole
-network reaches (copies, ReLU and pooling included).
+runs minidl's own VGG16 (Tensors, autograd and all) and reports what fraction of
+SGEMM's GFLOP/s the whole network reaches (copies, ReLU, pooling and the autograd
+bookkeeping included).
 
 Each (size, pass) runs in a fresh child process, so that its peak resident memory
 (``ru_maxrss``, the high-water mark of the process) belongs to that row alone.
@@ -19,7 +20,7 @@ the same conditions.
 from __future__ import annotations
 
 import argparse
-import math
+import contextlib
 import multiprocessing
 import sys
 import time
@@ -27,23 +28,15 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-# VGG16's feature extractor: conv 3x3 (padding 1) + ReLU with this many output
-# channels, "M" = 2x2 max-pool with stride 2.
-VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
-                512, 512, 512, "M", 512, 512, 512, "M")  # fmt: skip
-
 # The SGEMM used as the yard stick: (M, K) @ (K, N) in float32.  Its shape is that
 # of a block4/block5 conv GEMM: C_out x C_in*9 x a chunk of 1024 output pixels.
 SGEMM_SHAPE = (512, 4608, 1024)
-
-ONE, PAD, DIL = (1, 1), (1, 1), (1, 1)  # conv stride, padding, dilation
-POOL = (2, 2)  # max-pool kernel and stride
 
 
 def register(subparsers) -> None:
     """Add the ``bench`` sub-command to the ``minidl`` command line."""
     parser = subparsers.add_parser(
-        "bench", help="time the cpu backend on a VGG16-shaped network against SGEMM"
+        "bench", help="time minidl's VGG16 on the cpu backend against this machine's SGEMM"
     )
     parser.add_argument("--quick", action="store_true", help="128 px only (a few seconds)")
     parser.add_argument(
@@ -69,7 +62,8 @@ def run(args) -> int:
 
     m, k, n = SGEMM_SHAPE
     print(
-        "VGG16 conv stack on the cpu backend, batch 1, float32, each row in a fresh process.\n"
+        "minidl's VGG16 (random weights) on the cpu backend, batch 1, float32, each row in a\n"
+        "fresh process.\n"
         f"SGEMM: best float32 ({m}x{k}) @ ({k}x{n}) matmul, measured in that same process\n"
         "between the repeats of the pass, so that both see the same machine.\n"
     )
@@ -96,9 +90,10 @@ def run(args) -> int:
     baseline = "n/a" if None in baselines else f"{max(baselines):.0f} MB"
     print(
         "\nGFLOP counts the convolution GEMMs only (2*M*N*K each); seconds include everything"
-        "\n(im2col/col2im copies, ReLU, pooling).  The backward pass is w.r.t. the input only"
-        "\n(as in feature inversion): it counts the conv2d_grad_input GEMMs and computes no"
-        "\nweight gradients.  Peak RSS is each child process's high-water mark: it includes"
+        "\n(im2col/col2im copies, ReLU, pooling, autograd).  The backward pass is w.r.t. the"
+        "\ninput only (as in feature inversion; the weights are frozen): it counts the"
+        "\nconv2d_grad_input GEMMs and computes no weight gradients."
+        "\nPeak RSS is each child process's high-water mark: it includes"
         f"\nPython, NumPy and BLAS (a child holds {baseline} before building the network)."
         "\nOn a shared or busy machine timings vary from run to run: compare ratios, rerun."
     )
@@ -117,97 +112,96 @@ def measure_sgemm(repeats: int = 3) -> float:
 
 
 def bench_vgg16(size: int, backward: bool) -> dict:
-    """Time a VGG16-shaped forward (and backward w.r.t. the input) pass at ``size`` px.
+    """Time minidl's VGG16 (random weights, frozen) forward, or forward+backward
+    w.r.t. the input, at ``size`` px: the framework itself, autograd included.
 
     Runs the pass a few times, each time after measuring SGEMM, and keeps the
-    fastest of each; returns seconds, GFLOP, per-op seconds, SGEMM GFLOP/s and the
-    process's peak RSS.
+    fastest; returns seconds, GFLOP, seconds per kind of op, SGEMM GFLOP/s and
+    the process's peak RSS.
     """
-    from minidl.backends.cpu import CpuBackend
+    from minidl.autograd import no_grad
+    from minidl.models import vgg16
+    from minidl.tensor import tensor
 
     sgemm = measure_sgemm()  # also starts the BLAS threads before the baseline
     baseline = _peak_rss_mb()
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((1, 3, size, size), dtype=np.float32)
-    weights, gflop, c_in, hw = [], 0.0, 3, size
-    for layer in VGG16_LAYERS:
-        if layer == "M":
-            hw //= 2
-            continue
-        std = math.sqrt(2.0 / (c_in * 9))  # He initialisation (a Python float keeps float32)
-        weights.append(rng.standard_normal((layer, c_in, 3, 3), dtype=np.float32) * std)
-        gflop += 2 * layer * (c_in * 9) * hw * hw / 1e9
-        c_in = layer
-    if backward:
-        gflop *= 2  # one conv2d_grad_input GEMM per conv2d GEMM
+    model = vgg16(weights=None)
+    gflop = _conv_gflop(model, size) * (2 if backward else 1)  # + one conv2d_grad_input per conv
+    image = np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32)
 
-    backend = CpuBackend()
     best, best_parts = float("inf"), {}
-    repeats = 3 if size <= 256 else 2
-    for _ in range(repeats):
-        sgemm = max(sgemm, measure_sgemm())
-        parts = dict.fromkeys(("conv", "relu", "pool"), 0.0)
-        start = time.perf_counter()
-        out = _vgg16_pass(backend, x, weights, backward, parts)
-        seconds = time.perf_counter() - start
-        assert out.dtype == np.float32, f"the pass ran in {out.dtype}, not float32"
-        if seconds < best:
-            best, best_parts = seconds, parts
-    peak = _peak_rss_mb()
+    with _timing_backend_ops() as parts:
+        for _ in range(3 if size <= 256 else 2):
+            sgemm = max(sgemm, measure_sgemm())
+            parts.update(dict.fromkeys(parts, 0.0))
+            x = tensor(image, requires_grad=backward)
+            start = time.perf_counter()
+            if backward:
+                model(x).sum().backward()
+                out = x.grad
+            else:
+                with no_grad():
+                    out = model(x).data
+            seconds = time.perf_counter() - start
+            assert out.dtype == np.float32, f"the pass ran in {out.dtype}, not float32"
+            if seconds < best:
+                best = seconds
+                best_parts = {**parts, "other": seconds - sum(parts.values())}
     return {
         "pass": "forward+backward" if backward else "forward",
         "seconds": best,
         "gflop": gflop,
         "parts": best_parts,
         "sgemm": sgemm,
-        "peak_rss_mb": peak,
+        "peak_rss_mb": _peak_rss_mb(),
         "baseline_rss_mb": baseline,
     }
 
 
-def _vgg16_pass(backend, x, weights, backward, parts):
-    """One pass through the stack, written directly on arrays; adds op times into ``parts``.
+def _conv_gflop(model, size: int) -> float:
+    """GFLOP of the model's convolution GEMMs at ``size`` px: 2·C_out·(C_in·kh·kw)·H·W each."""
+    from minidl.models.vgg16 import LAYER_NAMES
 
-    Forward keeps, per layer, what backward needs: the ReLU mask (y > 0) and the
-    pooling switches.  Backward goes through the layers in reverse:
-    pool -> max_pool2d_grad, ReLU -> multiply by the mask, conv -> conv2d_grad_input.
+    gflop, hw = 0.0, size
+    for name in LAYER_NAMES:
+        if name.endswith("pool"):
+            hw //= 2
+        else:
+            c_out, c_in, kh, kw = getattr(model, name).weight.shape
+            gflop += 2 * c_out * (c_in * kh * kw) * hw * hw / 1e9
+    return gflop
+
+
+@contextlib.contextmanager
+def _timing_backend_ops():
+    """While active, the cpu backend adds the time of each call into the yielded dict.
+
+    "conv" collects conv2d and its input gradient, "pool" max-pooling and its
+    gradient; the rest of a pass (ReLU, bias, autograd) is "other".
     """
-    tape = []  # (kind, what backward needs, input spatial size)
-    weight_iter = iter(weights)
-    for layer in VGG16_LAYERS:
-        hw = x.shape[2:]
-        if layer == "M":
-            t = time.perf_counter()
-            x, switches = backend.max_pool2d(x, POOL, POOL, (0, 0))
-            parts["pool"] += time.perf_counter() - t
-            tape.append(("pool", switches, hw))
-        else:
-            w = next(weight_iter)
-            t = time.perf_counter()
-            x = backend.conv2d(x, w, ONE, PAD, DIL)
-            parts["conv"] += time.perf_counter() - t
-            t = time.perf_counter()
-            np.maximum(x, 0, out=x)
-            mask = x > 0 if backward else None
-            parts["relu"] += time.perf_counter() - t
-            tape.append(("conv", (w, mask), hw))
-    if not backward:
-        return x
+    from minidl.backends import get_backend
 
-    g = np.ones_like(x)  # gradient of sum(output)
-    for kind, saved, hw in reversed(tape):
-        t = time.perf_counter()
-        if kind == "pool":
-            g = backend.max_pool2d_grad(g, saved, hw, (2, 2), (2, 2), (0, 0))
-            parts["pool"] += time.perf_counter() - t
-        else:
-            w, mask = saved
-            g *= mask
-            parts["relu"] += time.perf_counter() - t
-            t = time.perf_counter()
-            g = backend.conv2d_grad_input(g, w, hw, ONE, PAD, DIL)
-            parts["conv"] += time.perf_counter() - t
-    return g
+    backend = get_backend("cpu")
+    parts = {"conv": 0.0, "pool": 0.0}
+    groups = {"conv2d": "conv", "conv2d_grad_input": "conv",
+              "max_pool2d": "pool", "max_pool2d_grad": "pool"}  # fmt: skip
+
+    def timed(method, part):
+        def call(*args):
+            start = time.perf_counter()
+            result = method(*args)
+            parts[part] += time.perf_counter() - start
+            return result
+
+        return call
+
+    for name, part in groups.items():  # instance attributes shadow the methods...
+        setattr(backend, name, timed(getattr(backend, name), part))
+    try:
+        yield parts
+    finally:
+        for name in groups:  # ...until they are deleted again
+            delattr(backend, name)
 
 
 def _sizes(text: str) -> list[int]:

@@ -87,44 +87,56 @@ def _backend(op: str, **tensors):
 # --------------------------------------------------------------- convolution
 
 
-class _Conv2d(Function):
-    def forward(self, x, w, stride, padding, dilation, backend):
+class _Convolution(Function):
+    """What both convolutions share: the optional bias, a third input.
+
+    The bias is added in place to the output (no second full-size array), and its
+    gradient is the sum of the output gradient over the batch and the pixels.
+    """
+
+    @staticmethod
+    def add_bias(y, bias: tuple):
+        if bias:
+            y += bias[0].reshape(1, -1, 1, 1)
+        return y
+
+    def bias_grad(self, gy) -> tuple:
+        if len(self.needs_input_grad) < 3:  # no bias
+            return ()
+        return (gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None,)
+
+
+class _Conv2d(_Convolution):
+    def forward(self, x, w, *bias, stride, padding, dilation, backend):
         self.x, self.w = x, w
         self.options = stride, padding, dilation
         self.backend = backend
-        return backend.conv2d(x, w, stride, padding, dilation)
+        return self.add_bias(backend.conv2d(x, w, stride, padding, dilation), bias)
 
     def backward(self, gy):
         x, w, backend = self.x, self.w, self.backend
-        need_x, need_w = self.needs_input_grad
+        need_x, need_w = self.needs_input_grad[:2]
         gx = backend.conv2d_grad_input(gy, w, x.shape[2:], *self.options) if need_x else None
         gw = backend.conv2d_grad_weight(x, gy, w.shape[2:], *self.options) if need_w else None
-        return gx, gw
+        return (gx, gw, *self.bias_grad(gy))
 
 
-class _ConvTranspose2d(Function):
+class _ConvTranspose2d(_Convolution):
     """y = conv2d_grad_input(x): the roles of conv2d's input and output swap."""
 
-    def forward(self, x, w, output_hw, stride, padding, dilation, backend):
+    def forward(self, x, w, *bias, output_hw, stride, padding, dilation, backend):
         self.x, self.w = x, w
         self.options = stride, padding, dilation
         self.backend = backend
-        return backend.conv2d_grad_input(x, w, output_hw, stride, padding, dilation)
+        y = backend.conv2d_grad_input(x, w, output_hw, stride, padding, dilation)
+        return self.add_bias(y, bias)
 
     def backward(self, gy):
         x, w, backend = self.x, self.w, self.backend
-        need_x, need_w = self.needs_input_grad
+        need_x, need_w = self.needs_input_grad[:2]
         gx = backend.conv2d(gy, w, *self.options) if need_x else None
         gw = backend.conv2d_grad_weight(gy, x, w.shape[2:], *self.options) if need_w else None
-        return gx, gw
-
-
-def _add_channel_bias(y: Tensor, b: Tensor | None, op: str) -> Tensor:
-    if b is None:
-        return y
-    if b.ndim != 1 or b.shape[0] != y.shape[1]:
-        raise ValueError(f"{op}: bias must have shape ({y.shape[1]},), got {b.shape}")
-    return y + b.reshape(1, -1, 1, 1)
+        return (gx, gw, *self.bias_grad(gy))
 
 
 def _conv_arguments(op, x, w, b, stride, padding, dilation, weight_layout):
@@ -137,12 +149,17 @@ def _conv_arguments(op, x, w, b, stride, padding, dilation, weight_layout):
     _check_4d(op, "weight", w)
     _check_same_dtype(op, input=x, weight=w, bias=b)
     shapes = f"input {x.shape}, weight {w.shape}"
-    in_channels = w.shape[1] if weight_layout.startswith("(C_out") else w.shape[0]
+    if weight_layout.startswith("(C_out"):
+        out_channels, in_channels = w.shape[:2]
+    else:
+        in_channels, out_channels = w.shape[:2]
     if x.shape[1] != in_channels:
         raise ValueError(
             f"{op}: input has {x.shape[1]} channels but weight expects {in_channels} "
             f"(input {x.shape}, weight {w.shape}; weight is {weight_layout})"
         )
+    if b is not None and b.shape != (out_channels,):
+        raise ValueError(f"{op}: bias must have shape ({out_channels},), got {b.shape}")
     return (
         shapes,
         _positive_pair(stride, "stride", op, shapes),
@@ -163,8 +180,10 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1) -> Tensor:
     for i in range(2):
         _output_size(op, x.shape[2 + i], w.shape[2 + i], stride[i], padding[i], dilation[i], shapes)
     backend = _backend(op, input=x, weight=w, bias=b)
-    y = _Conv2d.apply(x, w, stride=stride, padding=padding, dilation=dilation, backend=backend)
-    return _add_channel_bias(y, b, op)
+    bias = () if b is None else (b,)
+    return _Conv2d.apply(
+        x, w, *bias, stride=stride, padding=padding, dilation=dilation, backend=backend
+    )
 
 
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1) -> Tensor:
@@ -196,11 +215,11 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
             )
         output_hw.append(size)
     backend = _backend(op, input=x, weight=w, bias=b)
-    y = _ConvTranspose2d.apply(
-        x, w, output_hw=tuple(output_hw), stride=stride, padding=padding, dilation=dilation,
-        backend=backend,
+    bias = () if b is None else (b,)
+    return _ConvTranspose2d.apply(
+        x, w, *bias, output_hw=tuple(output_hw), stride=stride, padding=padding,
+        dilation=dilation, backend=backend,
     )
-    return _add_channel_bias(y, b, op)
 
 
 # --------------------------------------------------------------- pooling
@@ -326,12 +345,13 @@ def gram_matrix(x) -> Tensor:
 
 
 class _Relu(Function):
+    # Saving the output, not a mask: the next layer keeps that same array anyway.
     def forward(self, x):
-        self.positive = x > 0
-        return x * self.positive
+        self.out = array_module(x).maximum(x, 0)
+        return self.out
 
     def backward(self, g):
-        return g * self.positive
+        return g * (self.out > 0)
 
 
 class _LeakyRelu(Function):

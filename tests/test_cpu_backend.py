@@ -386,31 +386,3 @@ def test_float32_in_float32_out():
 def test_backend_identity():
     assert B.name == "cpu" and B.xp is np
 
-
-# --------------------------------------------------------------------- the bench's chain
-
-
-def test_bench_vgg16_chain_gives_the_input_gradient():
-    """`minidl bench` chains conv/ReLU/pool forward and backward by hand on the backend;
-    its gradient of sum(output) must match a central difference along a random direction."""
-    from minidl import bench
-
-    rng = np.random.default_rng(10)
-    x = rng.standard_normal((1, 3, 32, 32))
-    weights, c_in = [], 3
-    for layer in bench.VGG16_LAYERS:
-        if layer != "M":
-            weights.append(rng.standard_normal((layer, c_in, 3, 3)) * np.sqrt(2 / (9 * c_in)))
-            c_in = layer
-    parts = dict.fromkeys(("conv", "relu", "pool"), 0.0)
-    grad = bench._vgg16_pass(B, x, weights, True, parts)
-    assert grad.shape == x.shape
-
-    d = rng.standard_normal(x.shape)
-    eps = 1e-6
-
-    def loss(v):
-        return bench._vgg16_pass(B, v, weights, False, parts).sum()
-
-    numeric = (loss(x + eps * d) - loss(x - eps * d)) / (2 * eps)
-    assert np.isclose(numeric, np.vdot(grad, d), rtol=1e-5)
