@@ -164,6 +164,26 @@ def test_conv2d_chunked_im2col(kb, case, split, monkeypatch):
         assert_close(a, b, f"{name} with {len(chunks)} chunks")
 
 
+@pytest.mark.parametrize("min_slice", [4, 7, 10**6], ids=["many-slices", "with-remainder", "no-split"])
+@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[2]], ids=_conv_ids)
+def test_conv2d_grad_weight_split_k(kb, case, min_slice, monkeypatch):
+    """Split-K cuts the sum over pixels into slices summed at the end; same result.
+
+    Tiny shapes never reach the real minimum slice length, so it is lowered here;
+    a slice length that does not divide the pixel count leaves a remainder GEMM.
+    """
+    n, c, h, w, c_out, k, s, p, d = case
+    monkeypatch.setattr(cuda_glue, "SPLIT_K_MIN_SLICE", min_slice)
+    rng = np.random.default_rng(3)
+    x = rand(rng, n, c, h, w)
+    gy = rand(rng, *CPU.conv2d(x, rand(rng, c_out, c, *k), s, p, d).shape)
+    assert_close(
+        kb.conv2d_grad_weight(dev(kb, x), dev(kb, gy), k, s, p, d),
+        CPU.conv2d_grad_weight(x, gy, k, s, p, d),
+        f"conv2d_grad_weight, slices of >= {min_slice} pixels",
+    )
+
+
 def test_chunks_cover_everything_once(monkeypatch):
     kb = cuda_glue.KernelBackend("test", np, module_loader=None)
     for budget in [1, 100, 4 * 3 * 7 * 5, 4 * 3 * 7 * 5 * 2 + 1, 10**9]:

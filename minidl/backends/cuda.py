@@ -55,6 +55,12 @@ GEMM_TILE = 64
 GEMM_THREADS = 16
 GRAM_TILE = 16
 
+#: Split-K (conv2d_grad_weight): aim for at least this many GEMM blocks in flight, about
+#: two per multiprocessor of a large GPU, and give each slice of the sum at least
+#: SPLIT_K_MIN_SLICE terms.
+SPLIT_K_TARGET_BLOCKS = 256
+SPLIT_K_MIN_SLICE = 256
+
 #: Which file defines which kernel.
 KERNEL_FILES = {
     "im2col": "im2col.cu",
@@ -346,21 +352,37 @@ class KernelBackend:
             )
         self._fits_int32(op, x.size, gy.size)
         k = c * kh * kw
-        gw = self.xp.zeros((c_out, k), dtype=np.float32)
         chunks = list(self._chunks(n, k, oh, ow))
         col = self._column_buffer(chunks, k, ow)
+        # gw is a small matrix (C_out x K) but a long sum over every pixel of every
+        # image: few output tiles, each walking a very long inner dimension, would
+        # leave most of a GPU idle.  Split-K: cut the sum over a chunk's pixels into
+        # `slices` pieces, computed in parallel as a batched GEMM into partial sums.
+        tiles = math.ceil(c_out / GEMM_TILE) * math.ceil(k / GEMM_TILE)
+        max_cols = max(ohn * ow for _, _, _, ohn in chunks)
+        slices = max(1, min(math.ceil(SPLIT_K_TARGET_BLOCKS / tiles), max_cols // SPLIT_K_MIN_SLICE))
+        partial = self.xp.zeros((slices, c_out, k), dtype=np.float32)
         for n0, nb, oh0, ohn in chunks:
             ncol = ohn * ow  # columns per image in this chunk
             self._launch_1d("im2col", nb * k * ncol, (x, col, *self._im2col_args(
                 n0, nb, c, h, wd, (kh, kw), stride, padding, dilation, oh, ow, oh0, ohn)))  # fmt: skip
-            # Sum over images: one GEMM per image, each adding into gw (beta = 1):
-            # gw (C_out x K) += gy[n0+b][:, rows oh0..] (C_out x ncol) · col[b]ᵀ (ncol x K)
+            # partial[s] (C_out x K) += gy[n0+b][:, columns of slice s] · (those columns of col[b])ᵀ
+            step = max(1, ncol // slices)  # the last slice also takes the remainder
             for b in range(nb):
-                self._gemm(0, 1, c_out, k, ncol, 1.0,
-                           gy, (n0 + b) * c_out * oh * ow + oh0 * ow, oh * ow, 0,
-                           col, b * k * ncol, ncol, 0,
-                           1.0, gw, 0, k, 0)  # fmt: skip
-        return gw.reshape(c_out, c, kh, kw)
+                gy_at = (n0 + b) * c_out * oh * ow + oh0 * ow  # this image's rows oh0..
+                col_at = b * k * ncol
+                full = min(slices, ncol // step)
+                self._gemm(0, 1, c_out, k, step, 1.0,
+                           gy, gy_at, oh * ow, step,
+                           col, col_at, ncol, step,
+                           1.0, partial, 0, k, c_out * k, batch=full)  # fmt: skip
+                done = full * step
+                if done < ncol:
+                    self._gemm(0, 1, c_out, k, ncol - done, 1.0,
+                               gy, gy_at + done, oh * ow, 0,
+                               col, col_at + done, ncol, 0,
+                               1.0, partial, 0, k, 0)  # fmt: skip
+        return partial.sum(axis=0).reshape(c_out, c, kh, kw)
 
     # ---------------------------------------------------------- max pooling
 
