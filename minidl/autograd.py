@@ -9,10 +9,17 @@ methods working on raw arrays (numpy or cupy):
   input needs none), each with the shape of that input.
 
 ``Function.apply`` runs ``forward`` and, when gradients are wanted, records the
-function as the *creator* of the output Tensor.  The recorded creators form a
-directed acyclic graph from the loss back to the leaves; :func:`run_backward`
-walks it in reverse topological order, with an explicit stack rather than
-recursion so that a chain of 10,000 operations is no problem.
+function as the *creator* of the output Tensor.  Each function remembers, per
+input, only where that input came from (its ``parents``): the Function that
+made it, or the input Tensor itself if it is a *leaf* (a tensor the user made
+with ``requires_grad=True``, such as a parameter).  So the graph is a directed
+acyclic graph of Functions ending in leaves, and it keeps no intermediate
+tensor alive: an activation's memory is freed as soon as nothing (a variable,
+or a Function that saved it for its backward) needs it.
+
+:func:`run_backward` walks the graph in reverse topological order, with an
+explicit stack rather than recursion so that a chain of 10,000 operations is
+no problem.
 """
 
 from __future__ import annotations
@@ -44,9 +51,11 @@ class Function:
     """One differentiable operation; see the module docstring."""
 
     def __init__(self):
-        self.inputs: tuple = ()  # the input Tensors, set by apply()
-        # One flag per input: does it want a gradient?  backward() may skip the
-        # work for the others (a frozen conv weight saves a whole GEMM).
+        # Per input: the Function that made it, the input itself if it is a leaf
+        # Tensor, or None if it needs no gradient.  Set by apply().
+        self.parents: tuple = ()
+        # Per input: does it want a gradient?  backward() may skip the work for
+        # the others (a frozen conv weight saves a whole GEMM).
         self.needs_input_grad: tuple = ()
         self.freed = False
 
@@ -67,65 +76,74 @@ class Function:
         output = function.forward(*(t.data for t in inputs), **options)
         if isinstance(output, np.generic):  # numpy reductions return scalars, not arrays
             output = np.asarray(output)
-        requires_grad = any(function.needs_input_grad)
-        result = Tensor(output, device=device, requires_grad=requires_grad)
-        if requires_grad:
-            function.inputs = inputs
-            result.creator = function
+        result = Tensor(output, device=device)
+        function.attach(result, inputs)
         return result
 
+    def attach(self, output, inputs) -> None:
+        """Make this function the creator of ``output`` if any input wants a gradient."""
+        if not any(self.needs_input_grad):
+            return
+        self.parents = tuple(
+            (t.creator or t) if needed else None for t, needed in zip(inputs, self.needs_input_grad)
+        )
+        output.requires_grad = True
+        output.creator = self
+
     def release(self):
-        """Drop saved arrays and inputs once the backward pass has used them."""
-        self.__dict__ = {"inputs": (), "freed": True}
+        """Drop saved arrays and parents once the backward pass has used them."""
+        self.__dict__ = {"parents": (), "freed": True}
 
 
-def topological_order(root) -> list:
-    """Tensors reachable from ``root`` through creators, each after its inputs."""
+def topological_order(root: Function) -> list:
+    """Functions reachable from ``root`` through parents, each after its parents."""
     order, visited = [], set()
     stack = [(root, False)]
     while stack:
-        tensor, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(tensor)
+        function, parents_done = stack.pop()
+        if parents_done:
+            order.append(function)
             continue
-        if id(tensor) in visited:
+        if id(function) in visited:
             continue
-        visited.add(id(tensor))
-        stack.append((tensor, True))
-        if tensor.creator is not None:
-            for parent in tensor.creator.inputs:
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
+        visited.add(id(function))
+        stack.append((function, True))
+        for parent in function.parents:
+            if isinstance(parent, Function) and id(parent) not in visited:
+                stack.append((parent, False))
     return order
 
 
 def run_backward(root, grad, retain_graph: bool = False) -> None:
     """Propagate ``grad`` (d loss / d root) to every leaf that requires grad.
 
-    Gradients of intermediate tensors live only in a dictionary during the walk;
-    leaves (tensors with no creator, such as parameters) accumulate into ``.grad``.
+    Each function's output gradient is summed in a dictionary until the walk
+    reaches it (all its consumers come first in reverse topological order);
+    leaves accumulate into ``.grad``.
     """
-    grads = {id(root): grad}
-    for tensor in reversed(topological_order(root)):
-        tensor_grad = grads.pop(id(tensor), None)
-        if tensor_grad is None:
-            continue
-        function = tensor.creator
-        if function is None:
-            tensor.accumulate_grad(tensor_grad)
+    if root.creator is None:  # the root is a leaf itself
+        root.accumulate_grad(grad)
+        return
+    grads = {id(root.creator): grad}
+    for function in reversed(topological_order(root.creator)):
+        output_grad = grads.pop(id(function), None)
+        if output_grad is None:
             continue
         if function.freed:
             raise RuntimeError(
                 "backward: the graph through this tensor was already freed by an earlier "
                 "backward(); call backward(retain_graph=True) the first time to go through it twice"
             )
-        input_grads = function.backward(tensor_grad)
+        input_grads = function.backward(output_grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
-        for parent, parent_grad in zip(function.inputs, input_grads):
-            if parent_grad is None or not parent.requires_grad:
+        for parent, parent_grad in zip(function.parents, input_grads):
+            if parent is None or parent_grad is None:
                 continue
-            key = id(parent)
-            grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+            if isinstance(parent, Function):
+                key = id(parent)
+                grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+            else:
+                parent.accumulate_grad(parent_grad)
         if not retain_graph:
             function.release()

@@ -441,9 +441,7 @@ class ToDevice(Function):
         from minidl.autograd import is_grad_enabled
 
         function = cls()
+        function.needs_input_grad = (is_grad_enabled() and a.requires_grad,)
         out = Tensor(function.forward(a.data, device), device=device)
-        if is_grad_enabled() and a.requires_grad:
-            out.requires_grad = True
-            function.inputs = (a,)
-            out.creator = function
+        function.attach(out, (a,))
         return out

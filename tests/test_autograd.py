@@ -404,3 +404,18 @@ def test_factories():
 def test_unknown_device():
     with pytest.raises(ValueError, match="unknown device 'gpu'"):
         tensor([1.0], device="gpu")
+
+
+def test_the_graph_keeps_no_intermediate_tensor_alive():
+    import gc
+    import weakref
+
+    x = tensor(np.ones(3), requires_grad=True)
+    h = x * 2  # an intermediate result; Exp below saves its own output, not h
+    alive = weakref.ref(h)
+    y = h.exp().sum()
+    del h
+    gc.collect()
+    assert alive() is None
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * np.exp(2) * np.ones(3), rtol=1e-6)
