@@ -419,3 +419,18 @@ def test_the_graph_keeps_no_intermediate_tensor_alive():
     assert alive() is None
     y.backward()
     np.testing.assert_allclose(x.grad, 2 * np.exp(2) * np.ones(3), rtol=1e-6)
+
+
+def test_top_level_names_as_in_pytorch():
+    import minidl
+
+    x = minidl.tensor([[1.0, 2.0]], requires_grad=True)
+    assert isinstance(x, minidl.Tensor) and x.dtype == np.float32
+    with minidl.no_grad():
+        assert not (x * 2).requires_grad and not minidl.is_grad_enabled()
+    assert minidl.is_grad_enabled()
+    assert minidl.stack([x, x]).shape == (2, 1, 2) and minidl.concat([x, x]).shape == (2, 2)
+    assert minidl.zeros((2,)).shape == minidl.ones((2,)).shape == (2,)
+    assert minidl.randn(2, 3, seed=0).shape == (2, 3)
+    assert minidl.gradcheck(lambda t: (t * t).sum(), [minidl.tensor([1.0, 2.0], dtype="float64",
+                                                                     requires_grad=True)])
