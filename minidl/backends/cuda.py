@@ -412,16 +412,22 @@ class KernelBackend:
                         (x, y, indices, *_i32(n * c, h, wd, oh, ow, *kernel, *stride, *padding)))  # fmt: skip
         return y, indices
 
+    def _values_and_switches(self, op, name, values, indices):
+        """Check a 4-D float32 array and max-pool switches of the same shape."""
+        values = self._float_input(op, name, values)
+        indices = self._index_input(op, "indices", indices)
+        self._rank4(op, name, values)
+        if indices.shape != values.shape:
+            raise ValueError(
+                f"{op}: indices {tuple(indices.shape)} and {name} {tuple(values.shape)} "
+                "differ in shape"
+            )
+        return values, indices
+
     def max_pool2d_grad(self, gy, indices, input_hw, kernel, stride, padding):
         """Gradient of max pooling, in gather form (each input pixel sums its windows' gy)."""
         op = "max_pool2d_grad"
-        gy = self._float_input(op, "gy", gy)
-        indices = self._index_input(op, "indices", indices)
-        self._rank4(op, "gy", gy)
-        if indices.shape != gy.shape:
-            raise ValueError(
-                f"{op}: indices {tuple(indices.shape)} and gy {tuple(gy.shape)} differ in shape"
-            )
+        gy, indices = self._values_and_switches(op, "gy", gy, indices)
         n, c, oh, ow = gy.shape
         h, wd = _pair(input_hw)
         gx = self.xp.empty((n, c, h, wd), dtype=np.float32)
@@ -433,13 +439,7 @@ class KernelBackend:
 
     def max_unpool2d(self, x, indices, output_hw):
         op = "max_unpool2d"
-        x = self._float_input(op, "x", x)
-        indices = self._index_input(op, "indices", indices)
-        self._rank4(op, "x", x)
-        if indices.shape != x.shape:
-            raise ValueError(
-                f"{op}: indices {tuple(indices.shape)} and x {tuple(x.shape)} differ in shape"
-            )
+        x, indices = self._values_and_switches(op, "x", x, indices)
         n, c, h, wd = x.shape
         oh, ow = _pair(output_hw)
         y = self.xp.zeros((n, c, oh, ow), dtype=np.float32)
