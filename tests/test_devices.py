@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import minidl
 import minidl.functional as F
 from minidl.backends.cuda import cuda_available
 from minidl.gradcheck import gradcheck
@@ -96,3 +97,37 @@ def test_pool_unpool_round_trip_on_device(device):
     assert kept.reshape(2, 3, 3, 2, 4, 2).sum(axis=(3, 5)).max() == 1
     np.testing.assert_array_equal(back[kept], x_host[kept])
     np.testing.assert_array_equal(back.reshape(2, 3, 3, 2, 4, 2).sum(axis=(3, 5)), y.numpy())
+
+
+# Every other op runs on the device's array module (numpy or cupy) rather than a
+# kernel; each must give the cpu result, forward and backward.
+ELEMENTWISE_CASES = {
+    "activations": lambda x: F.sigmoid(x) + F.tanh(x) * F.leaky_relu(x, 0.2) - F.relu(x),
+    "reflection_pad2d": lambda x: F.reflection_pad2d(x, (1, 2, 2, 1)) ** 2,
+    "upsample_nearest": lambda x: F.upsample_nearest(x, 3) * 2,
+    "instance_norm": lambda x: F.instance_norm(x) * x,
+    "batch_norm": lambda x: F.batch_norm(x, training=True) * x,
+    "adain": lambda x: F.adain(x, x[:1] * 2 + 1),
+    "losses": lambda x: F.mse_loss(x, x.detach() * 0.5) + F.tv_loss(x) + F.ssim(x, x * 0.9, 3),
+    "tensor ops": lambda x: (
+        x[:, :, [0, 2, 2], 1:].exp().sum(axis=(0, 3)).max(axis=1).sqrt().clip(0.0, 2.0).abs()
+        + (x.reshape(2, -1) @ x.reshape(-1, 2)).mean()
+        + minidl.concat([x, x], axis=1).transpose(0, 2, 3, 1).sum() / 4
+    ),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ELEMENTWISE_CASES)
+def test_array_module_ops_match_cpu(device, name):
+    op = ELEMENTWISE_CASES[name]
+    data = np.random.default_rng(3).uniform(0.1, 1.0, (2, 3, 5, 6)).astype(np.float32)
+    results = []
+    for where in ("cpu", device):
+        x = tensor(data, device=where, requires_grad=True)
+        y = op(x)
+        y.sum().backward()
+        results.append((y.numpy(), x.grad.get() if where == "cuda" else x.grad))
+    (y_cpu, g_cpu), (y_dev, g_dev) = results
+    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-4, atol=1e-5)
