@@ -351,12 +351,7 @@ class GetItem(Function):
     def backward(self, g):
         xp = array_module(g)
         grad = xp.zeros(self.shape, dtype=self.dtype)
-        if xp is np:
-            np.add.at(grad, self.index, g)
-        else:
-            import cupyx
-
-            cupyx.scatter_add(grad, self.index, g)
+        xp.add.at(grad, self.index, g)  # unlike grad[index] += g, repeats add up
         return grad
 
 
