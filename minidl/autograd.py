@@ -68,6 +68,12 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **options):
         """Run the op on Tensors and, if needed, remember how to differentiate it."""
+        return cls.run(*inputs, **options)[0]
+
+    @classmethod
+    def run(cls, *inputs, **options) -> tuple:
+        """Like :meth:`apply`, but also return the Function object, for ops whose
+        forward pass keeps a second result (max-pooling's switches)."""
         from minidl.tensor import Tensor, check_same_device
 
         device = check_same_device(cls.__name__, inputs)
@@ -78,7 +84,7 @@ class Function:
             output = np.asarray(output)
         result = Tensor(output, device=device)
         function.attach(result, inputs)
-        return result
+        return result, function
 
     def attach(self, output, inputs) -> None:
         """Make this function the creator of ``output`` if any input wants a gradient."""

@@ -199,10 +199,13 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
     output_padding = _non_negative_pair(output_padding, "output_padding", op, shapes)
     output_hw = []
     for i in range(2):
-        if output_padding[i] >= max(stride[i], dilation[i]):
+        # PyTorch also allows output_padding < dilation; here it must be < stride,
+        # the case where it picks one of the input sizes a strided conv2d maps to
+        # the same output size (conv_transpose2d is that conv2d's input gradient).
+        if output_padding[i] >= stride[i]:
             raise ValueError(
                 f"{op}: output_padding {output_padding} must be smaller than stride {stride} "
-                f"or dilation {dilation} ({shapes})"
+                f"({shapes})"
             )
         size = (
             (x.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
@@ -256,13 +259,10 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     """Max pooling; with ``return_indices`` also the switches (flat h*W+w per plane)."""
     kernel, stride, padding = _pool_geometry("max_pool2d", x, kernel_size, stride, padding)
     backend = _backend("max_pool2d", input=x)
-    y = _MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=padding, backend=backend)
+    y, function = _MaxPool2d.run(x, kernel=kernel, stride=stride, padding=padding, backend=backend)
     if not return_indices:
         return y
-    indices = y.creator.indices if y.creator is not None else None
-    if indices is None:  # no graph was recorded: compute the switches directly
-        _, indices = backend.max_pool2d(x.data, kernel, stride, padding)
-    return y, Tensor(indices, device=x.device)
+    return y, Tensor(function.indices, device=x.device)
 
 
 class _MaxUnpool2d(Function):
@@ -428,7 +428,12 @@ def reflection_pad2d(x, padding) -> Tensor:
     """
     op = "reflection_pad2d"
     _check_4d(op, "input", x)
-    left, right, top, bottom = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+    sides = (padding,) * 4 if isinstance(padding, (int, np.integer)) else tuple(padding)
+    if len(sides) != 4:
+        raise ValueError(
+            f"{op}: padding must be an int or (left, right, top, bottom), got {padding!r}"
+        )
+    left, right, top, bottom = (int(p) for p in sides)
     h, w = x.shape[2:]
     if min(left, right, top, bottom) < 0:
         raise ValueError(f"{op}: padding must be >= 0, got {padding!r}")
@@ -457,8 +462,12 @@ def _moments(x: Tensor, axes):
     return mean, centred, var
 
 
-def instance_norm(x, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
-    """Normalise each channel of each image to zero mean, unit variance."""
+def instance_norm(x, *, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel of each image to zero mean, unit variance.
+
+    ``weight`` and ``bias`` are keyword-only: PyTorch's instance_norm takes running
+    statistics in those positions, which minidl's (stateless) version has not.
+    """
     _check_4d("instance_norm", "input", x)
     _, centred, var = _moments(x, (2, 3))
     y = centred / (var + eps).sqrt()
@@ -474,6 +483,8 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     the running statistics.
     """
     _check_4d("batch_norm", "input", x)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: give both running_mean and running_var, or neither")
     if training:
         mean, centred, var = _moments(x, (0, 2, 3))
         if running_mean is not None:
@@ -521,15 +532,15 @@ def adain(content, style, eps: float = 1e-5) -> Tensor:
 # --------------------------------------------------------------- losses
 
 
-def mse_loss(prediction, target, reduction: str = "mean") -> Tensor:
-    """Mean (or summed) squared error."""
+def mse_loss(input, target, reduction: str = "mean") -> Tensor:
+    """Mean (or summed) squared error between ``input`` and ``target`` (PyTorch's names)."""
     if not isinstance(target, Tensor):
-        target = as_tensor_like(target, prediction)
-    if prediction.shape != target.shape:
-        raise ValueError(f"mse_loss: prediction {prediction.shape} and target {target.shape} differ")
-    _check_same_dtype("mse_loss", prediction=prediction, target=target)
-    _check_same_device("mse_loss", prediction=prediction, target=target)
-    diff = prediction - target
+        target = as_tensor_like(target, input)
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input {input.shape} and target {target.shape} differ")
+    _check_same_dtype("mse_loss", input=input, target=target)
+    _check_same_device("mse_loss", input=input, target=target)
+    diff = input - target
     squared = diff * diff
     if reduction == "mean":
         return squared.mean()

@@ -54,11 +54,15 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         self.beta1, self.beta2 = betas
         self.eps, self.weight_decay = eps, weight_decay
-        self.m = [p.xp.zeros_like(p.data) for p in self.params]
-        self.v = [p.xp.zeros_like(p.data) for p in self.params]
+        # The moments are made at the first step, on the device the parameters
+        # are on by then (a model may be moved after its optimiser was built).
+        self.m = self.v = None
         self.t = 0
 
     def step(self) -> None:
+        if self.m is None:
+            self.m = [p.xp.zeros_like(p.data) for p in self.params]
+            self.v = [p.xp.zeros_like(p.data) for p in self.params]
         self.t += 1
         correction1 = 1 - self.beta1**self.t
         correction2 = 1 - self.beta2**self.t

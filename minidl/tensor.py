@@ -36,6 +36,12 @@ class Tensor:
     def __init__(self, data, device: str = "cpu", requires_grad: bool = False):
         if device not in DEVICES:
             raise ValueError(f"Tensor: unknown device {device!r}; expected one of {DEVICES}")
+        if isinstance(data, np.ndarray) == (device == "cuda"):
+            where = "a numpy" if isinstance(data, np.ndarray) else f"a {type(data).__name__}"
+            raise TypeError(
+                f"Tensor: {where} array cannot live on device {device!r} (cpu and cuda-emu hold "
+                "numpy arrays, cuda holds cupy arrays); use minidl.tensor(data, device=...)"
+            )
         self.data = data
         self.device = device
         self.grad = None  # an array like data, filled by backward()
@@ -124,7 +130,11 @@ class Tensor:
             raise RuntimeError(
                 f"backward: gradient of shape {grad.shape} for a tensor of shape {self.shape}"
             )
-        self.grad = grad.astype(self.dtype, copy=True) if self.grad is None else self.grad + grad
+        grad = self.xp.asarray(grad, dtype=self.dtype)  # an array (not a numpy scalar), our dtype
+        if self.grad is None:
+            self.grad = grad.copy()
+        else:
+            self.grad += grad  # in place: our own copy, and it stays an array even when 0-d
 
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Fill ``.grad`` of every leaf this tensor depends on.
@@ -272,19 +282,30 @@ class Tensor:
             shape = tuple(shape[0])
         return Reshape.apply(self, shape=shape)
 
-    def transpose(self, *axes):
-        """Reverse the axes, or permute them as given (numpy's convention)."""
+    def permute(self, *axes):
+        """Reorder the axes: output axis i is input axis ``axes[i]`` (as in PyTorch)."""
         from minidl.tensor_ops import Permute
 
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return Permute.apply(self, axes=axes or None)
+        return Permute.apply(self, axes=axes)
 
-    permute = transpose
+    def transpose(self, dim0: int, dim1: int):
+        """Swap two axes (as in PyTorch; numpy's ``transpose`` is :meth:`permute`)."""
+        axes = list(range(self.ndim))
+        try:
+            axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        except IndexError:
+            raise ValueError(
+                f"transpose: axes {dim0} and {dim1} do not both exist in a tensor of shape "
+                f"{self.shape}"
+            ) from None
+        return self.permute(axes)
 
     @property
     def T(self):
-        return self.transpose()
+        """All axes reversed."""
+        return self.permute(tuple(reversed(range(self.ndim))))
 
     def clip(self, low=None, high=None):
         from minidl.tensor_ops import Clip

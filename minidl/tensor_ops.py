@@ -39,6 +39,11 @@ def as_tensor_like(value, reference: Tensor) -> Tensor:
     """Wrap a Python/numpy scalar or array as a constant on ``reference``'s device."""
     if isinstance(value, Tensor):
         return value
+    if reference.dtype.kind in "iub" and np.asarray(value).dtype.kind == "f":
+        raise TypeError(
+            f"a float value {value!r} cannot be combined with an integer tensor "
+            f"{reference.shape} {reference.dtype}; make it a float tensor first"
+        )
     array = reference.xp.asarray(value, dtype=reference.dtype)
     return Tensor(array, device=reference.device)
 
@@ -108,7 +113,11 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b for tensors; d/da = b·a^(b-1), d/db = a^b · log a (only where a > 0)."""
+    """a ** b for tensors.
+
+    d/da = b·a^(b-1), taken as 0 where b = 0 (a**0 is the constant 1, even at a = 0);
+    d/db = a^b·log a, taken as 0 where a <= 0 (where log a does not exist).
+    """
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -117,10 +126,16 @@ class Pow(Function):
 
     def backward(self, g):
         xp = array_module(g)
-        grad_a = g * self.b * self.a ** (self.b - 1)
-        safe_log = xp.log(xp.where(self.a > 0, self.a, 1))
-        grad_b = g * self.out * safe_log
-        return unbroadcast(grad_a, self.a.shape), unbroadcast(grad_b, self.b.shape)
+        need_a, need_b = self.needs_input_grad
+        grad_a = grad_b = None
+        if need_a:
+            with np.errstate(divide="ignore", invalid="ignore"):  # 0**-1 where b = 0, masked
+                grad_a = xp.where(self.b == 0, 0, g * self.b * self.a ** (self.b - 1))
+            grad_a = unbroadcast(grad_a, self.a.shape)
+        if need_b:
+            safe_log = xp.log(xp.where(self.a > 0, self.a, 1))
+            grad_b = unbroadcast(g * self.out * safe_log, self.b.shape)
+        return grad_a, grad_b
 
 
 class Neg(Function):
@@ -244,13 +259,14 @@ class Clip(Function):
 
 # ------------------------------------------------------------ reductions
 def _normalize_axes(axis, ndim: int, op: str):
+    """The axes as a sorted tuple of non-negative ints; a clear error if out of range."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     for ax in axes:
-        if not -ndim <= ax < max(ndim, 1):
+        if not -ndim <= ax < ndim:
             raise ValueError(f"{op}: axis {ax} is out of range for a tensor with {ndim} dimensions")
-    return tuple(sorted(ax % max(ndim, 1) for ax in axes))
+    return tuple(sorted(int(ax) % ndim for ax in axes))
 
 
 def _expand_reduced(g, axes, keepdims):
@@ -302,7 +318,7 @@ class Max(Function):
 
     def backward(self, g):
         g = _expand_reduced(g, self.axes, self.keepdims)
-        winners = self.a == self.out
+        winners = (self.a == self.out).astype(g.dtype)
         return g * winners / winners.sum(axis=self.axes, keepdims=True)
 
 
@@ -320,10 +336,12 @@ class Reshape(Function):
 
 
 class Permute(Function):
-    def forward(self, a, axes=None):
-        axes = tuple(reversed(range(a.ndim))) if axes is None else tuple(axes)
-        if sorted(ax % max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
-            raise ValueError(f"transpose: axes {axes} are not a permutation of a {a.ndim}-D shape")
+    """Reorder axes; the backward pass applies the inverse permutation."""
+
+    def forward(self, a, axes):
+        axes = tuple(axes)
+        if len(axes) != a.ndim or sorted(ax % max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
+            raise ValueError(f"permute: axes {axes} are not a permutation of a {a.ndim}-D shape")
         self.inverse = tuple(np.argsort([ax % a.ndim for ax in axes]))
         return a.transpose(axes)
 
@@ -351,8 +369,17 @@ class GetItem(Function):
     def backward(self, g):
         xp = array_module(g)
         grad = xp.zeros(self.shape, dtype=self.dtype)
-        xp.add.at(grad, self.index, g)  # unlike grad[index] += g, repeats add up
+        if _has_arrays(self.index):
+            xp.add.at(grad, self.index, g)  # unlike grad[index] += g, repeats add up
+        else:
+            grad[self.index] += g  # slices and ints never pick an element twice: faster
         return grad
+
+
+def _has_arrays(index) -> bool:
+    """Does an index contain arrays or lists (integer-array indexing)?"""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(not isinstance(p, (int, np.integer, slice, type(None), type(Ellipsis))) for p in parts)
 
 
 def getitem(a: Tensor, index):
@@ -391,7 +418,9 @@ def concat(tensors, axis: int = 0) -> Tensor:
     _check_joinable("concat", tensors)
     shapes = [t.shape for t in tensors]
     ndim = tensors[0].ndim
-    axis = axis % ndim
+    if ndim == 0:
+        raise ValueError("concat: cannot join 0-d tensors along an axis; use stack")
+    (axis,) = _normalize_axes(axis, ndim, "concat")
     for s in shapes:
         if len(s) != ndim or any(s[i] != shapes[0][i] for i in range(ndim) if i != axis):
             raise ValueError(f"concat: shapes {shapes} differ outside axis {axis}")
@@ -406,7 +435,7 @@ def stack(tensors, axis: int = 0) -> Tensor:
     if len(shapes) > 1:
         raise ValueError(f"stack: all shapes must be equal, got {sorted(shapes)}")
     shape = tensors[0].shape
-    axis = axis % (len(shape) + 1)
+    (axis,) = _normalize_axes(axis, len(shape) + 1, "stack")
     new_shape = shape[:axis] + (1,) + shape[axis:]
     return concat([t.reshape(new_shape) for t in tensors], axis=axis)
 

@@ -150,12 +150,21 @@ def test_reshape():
     assert gradcheck(lambda a: a.reshape(3, 8), [a])
 
 
-@pytest.mark.parametrize("axes", [(), ((2, 0, 1),), (1, 0, 2), ((0, -1, 1),)])
-def test_transpose_and_permute(axes):
+@pytest.mark.parametrize("axes", [((2, 0, 1),), (1, 0, 2), ((0, -1, 1),)])
+def test_permute(axes):
     a = rand(2, 3, 4)
-    out = a.transpose(*axes)
+    out = a.permute(*axes)
     np.testing.assert_array_equal(out.data, a.data.transpose(*axes))
     assert gradcheck(lambda a: a.permute(*axes), [a])
+
+
+@pytest.mark.parametrize("dims, shape", [((0, 1), (3, 2, 4)), ((1, 2), (2, 4, 3)), ((-1, 0), (4, 3, 2))])
+def test_transpose_swaps_two_axes_as_in_pytorch(dims, shape):
+    a = rand(2, 3, 4)
+    out = a.transpose(*dims)
+    assert out.shape == shape
+    np.testing.assert_array_equal(out.data, np.swapaxes(a.data, *dims))
+    assert gradcheck(lambda a: a.transpose(*dims), [a])
 
 
 def test_T_reverses_axes():
@@ -434,3 +443,52 @@ def test_top_level_names_as_in_pytorch():
     assert minidl.randn(2, 3, seed=0).shape == (2, 3)
     assert minidl.gradcheck(lambda t: (t * t).sum(), [minidl.tensor([1.0, 2.0], dtype="float64",
                                                                      requires_grad=True)])
+
+
+# ------------------------------------------------------------ dtypes and edge cases
+def test_float32_gradients_stay_float32_through_max_and_accumulation():
+    a = tensor(np.array([1.0, 3.0, 3.0], np.float32), requires_grad=True)
+    (a.max() + a.max()).backward()  # ties share the gradient; two contributions add up
+    assert a.grad.dtype == np.float32
+    np.testing.assert_array_equal(a.grad, [0, 1, 1])
+
+
+def test_leaf_gradient_of_a_0d_tensor_is_an_array():
+    a = tensor(np.float64(2.0), requires_grad=True)
+    (a * a).backward()
+    assert isinstance(a.grad, np.ndarray) and a.grad.shape == () and a.grad == 4
+
+
+def test_a_float_scalar_does_not_silently_truncate_an_integer_tensor():
+    ints = tensor(np.array([1, 2, 3]))
+    with pytest.raises(TypeError, match=r"float value 0.5 cannot be combined with an integer"):
+        ints * 0.5
+    np.testing.assert_array_equal((ints * 2).numpy(), [2, 4, 6])
+
+
+def test_power_zero_has_zero_gradient_even_at_zero():
+    a = tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
+    (a**0).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, 0.0, 0.0])
+
+
+def test_concat_and_stack_reject_axes_out_of_range():
+    a = rand(2, 3)
+    with pytest.raises(ValueError, match=r"concat: axis 2 is out of range for a tensor with 2"):
+        concat([a, a], axis=2)
+    with pytest.raises(ValueError, match=r"stack: axis 5 is out of range for a tensor with 3"):
+        stack([a, a], axis=5)
+    assert stack([a, a], axis=-1).shape == (2, 3, 2)
+
+
+def test_slicing_gradient_is_a_plain_add():
+    a = rand(3, 4)
+    assert gradcheck(lambda a: a[1:, ::2] * a[:-1, 1::2], [a])
+    assert gradcheck(lambda a: a[-1] + a[0, ...], [a])
+
+
+def test_tensor_refuses_an_array_of_another_device():
+    with pytest.raises(TypeError, match=r"a numpy array cannot live on device 'cuda'"):
+        Tensor(np.ones(3), device="cuda")
+    with pytest.raises(TypeError, match=r"a list array cannot live on device 'cpu'"):
+        Tensor([1.0, 2.0], device="cpu")

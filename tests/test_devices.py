@@ -112,7 +112,7 @@ ELEMENTWISE_CASES = {
     "tensor ops": lambda x: (
         x[:, :, [0, 2, 2], 1:].exp().sum(axis=(0, 3)).max(axis=1).sqrt().clip(0.0, 2.0).abs()
         + (x.reshape(2, -1) @ x.reshape(-1, 2)).mean()
-        + minidl.concat([x, x], axis=1).transpose(0, 2, 3, 1).sum() / 4
+        + minidl.concat([x, x], axis=1).permute(0, 2, 3, 1).sum() / 4
     ),
 }
 
@@ -131,3 +131,19 @@ def test_array_module_ops_match_cpu(device, name):
     (y_cpu, g_cpu), (y_dev, g_dev) = results
     np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_optimisers_built_before_the_model_moves_follow_it(device):
+    from minidl import nn
+    from minidl.optim import SGD, Adam
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, seed=0))
+    optimisers = [SGD(net.parameters(), lr=0.1, momentum=0.9), Adam(net.parameters(), lr=0.1)]
+    net.to(device)
+    for optimiser in optimisers:
+        net(tensor(np.ones((1, 1, 4, 4), np.float32), device=device)).sum().backward()
+        before = net[0].weight.numpy().copy()
+        optimiser.step()
+        optimiser.zero_grad()
+        assert not np.array_equal(net[0].weight.numpy(), before)

@@ -8,8 +8,10 @@ g++ run (about a second), so most kernels share one file, compiled once.
 from __future__ import annotations
 
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -319,6 +321,9 @@ def test_compile_error_shows_compiler_output(cache, tmp_path):
     message = str(info.value)
     assert "broken.cu" in message
     assert "undefined_name" in message and "not declared" in message
+    # the generated wrapper named in the message (it includes broken.cu) can be opened
+    wrapper = re.search(r"generated wrapper (\S+\.cpp)\)", message).group(1)
+    assert str(path) in Path(wrapper).read_text()
 
 
 def test_missing_compiler_says_how_to_install(monkeypatch, tmp_path):

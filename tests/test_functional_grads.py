@@ -289,12 +289,13 @@ def test_reflection_pad2d(padding):
 def test_instance_norm(affine):
     x = rand(2, 3, 3, 4, seed=16)
     weight, bias = (rand(3, seed=17), rand(3, seed=18)) if affine else (None, None)
-    y = F.instance_norm(x, weight, bias)
+    y = F.instance_norm(x, weight=weight, bias=bias)
     if not affine:
         np.testing.assert_allclose(y.data.mean(axis=(2, 3)), 0, atol=1e-12)
         np.testing.assert_allclose(y.data.var(axis=(2, 3)), 1, rtol=1e-3)
     inputs = [x, weight, bias] if affine else [x]
-    assert gradcheck(lambda x, *wb: F.instance_norm(x, *wb), inputs)
+    assert gradcheck(lambda x, *wb: F.instance_norm(x, weight=wb[0], bias=wb[1])
+                     if wb else F.instance_norm(x), inputs)
 
 
 def test_batch_norm_training():

@@ -267,3 +267,10 @@ def test_frozen_layer_passes_input_gradients_and_skips_weight_gradients(monkeypa
     conv.requires_grad_(True)
     conv(x).sum().backward()
     assert calls == [1] and conv.weight.grad is not None
+
+
+def test_non_strict_load_with_no_matching_key_is_an_error():
+    net = nn.Sequential(nn.Conv2d(1, 2, 1, seed=0))
+    with pytest.raises(WeightsError, match=r"none of its keys \(conv.weight\) is a parameter or "
+                                           r"buffer of Sequential \(0.weight, 0.bias\)"):
+        net.load_state_dict({"conv.weight": np.zeros((2, 1, 1, 1))}, strict=False)

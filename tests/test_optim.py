@@ -253,3 +253,4 @@ def test_optimiser_arguments_are_checked():
         Adam([p], lr=0)
     with pytest.raises(ValueError, match="LBFGS: line_search_fn must be None or 'strong_wolfe'"):
         LBFGS([p], line_search_fn="backtracking")
+

@@ -404,7 +404,11 @@ def _compile(path: Path, kernels: list[KernelSignature]) -> Path:
     fd, tmp_cpp = tempfile.mkstemp(dir=directory, prefix=library.stem, suffix=".cpp.tmp")
     with os.fdopen(fd, "w") as f:
         f.write(wrapper)
-    command = [cxx, *flags, "-include", str(SHIM_PATH), "-o", tmp_lib, tmp_cpp]
+    # The wrapper goes to its final name first (its content is fixed by the hash, so
+    # processes racing here write the same file), so that the compiler's messages
+    # point at a file the student can open.
+    os.replace(tmp_cpp, wrapper_file)
+    command = [cxx, *flags, "-include", str(SHIM_PATH), "-o", tmp_lib, str(wrapper_file)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -414,12 +418,10 @@ def _compile(path: Path, kernels: list[KernelSignature]) -> Path:
                 f"command: {' '.join(command)}\n"
                 f"compiler output:\n{result.stderr[-8000:]}"
             )
-        os.replace(tmp_cpp, wrapper_file)
         os.replace(tmp_lib, library)
     finally:
-        for tmp in (tmp_lib, tmp_cpp):
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        if os.path.exists(tmp_lib):
+            os.remove(tmp_lib)
     with _compile_lock:
         compile_count += 1
     return library

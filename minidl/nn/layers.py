@@ -158,7 +158,7 @@ class InstanceNorm2d(_Norm2d):
 
     def forward(self, x):
         self._check(x)
-        return F.instance_norm(x, self.weight, self.bias, self.eps)
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
 
 
 class Sequential(Module):

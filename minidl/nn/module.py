@@ -133,9 +133,10 @@ class Module:
         """Copy arrays into the parameters and buffers, checking names and shapes.
 
         With ``strict`` every key must match exactly; shapes must always match.
+        ``strict=False`` loads the keys both sides have, but at least one.
         Nothing is changed unless everything fits: no silent partial loads.
         """
-        from minidl.weights import check_state_dict
+        from minidl.weights import WeightsError, check_state_dict
 
         own = self._state_tensors()
         expected = {k: t.shape for k, t in own.items()}
@@ -143,6 +144,11 @@ class Module:
             check_state_dict(expected, state_dict, source)
         else:
             shared = {k: v for k, v in state_dict.items() if k in expected}
+            if not shared:
+                raise WeightsError(
+                    f"{source}: none of its keys ({_first_few(state_dict)}) is a parameter or "
+                    f"buffer of {type(self).__name__} ({_first_few(own)})"
+                )
             check_state_dict({k: expected[k] for k in shared}, shared, source)
         for key, array in state_dict.items():
             if key in own:
@@ -172,3 +178,8 @@ class Module:
 
     def extra_repr(self) -> str:
         return ""
+
+
+def _first_few(keys, count: int = 5) -> str:
+    keys = list(keys)
+    return ", ".join(keys[:count]) + (", ..." if len(keys) > count else "")
