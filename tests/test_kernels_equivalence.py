@@ -16,6 +16,7 @@ input sizes that need conv_transpose2d's output_padding.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -373,3 +374,13 @@ def test_kernel_folder_from_environment(monkeypatch, tmp_path):
     assert cuda_glue.kernels_dir() == tmp_path
     monkeypatch.delenv("MINIDL_KERNELS")
     assert (cuda_glue.kernels_dir() / "gemm.cu").is_file()
+
+
+def test_kernel_folder_of_a_plain_install(monkeypatch, tmp_path):
+    """Outside a source checkout, the kernels come from <prefix>/share/minidl/kernels,
+    where pyproject.toml's data-files put them."""
+    import minidl.backends
+
+    monkeypatch.delenv("MINIDL_KERNELS", raising=False)
+    monkeypatch.setattr(minidl.backends, "__file__", str(tmp_path / "minidl/backends/__init__.py"))
+    assert minidl.backends.kernels_dir() == Path(sys.prefix) / "share" / "minidl" / "kernels"

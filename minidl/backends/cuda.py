@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minidl.backends import kernels_dir
+
 #: Upper bound for the im2col column buffer of one chunk (bytes).
 COLUMN_BUDGET_BYTES = 64 * 2**20
 
@@ -81,15 +83,6 @@ INSTALL_HINT = (
 )
 
 _INT32_MAX = 2**31 - 1
-
-
-def kernels_dir() -> Path:
-    """The folder holding ``kernels/*.cu``: ``$MINIDL_KERNELS`` or ``<repo root>/kernels``."""
-    env = os.environ.get("MINIDL_KERNELS")
-    if env:
-        return Path(env)
-    # this file is <root>/minidl/backends/cuda.py
-    return Path(__file__).resolve().parents[2] / "kernels"
 
 
 def _i32(*values) -> tuple:

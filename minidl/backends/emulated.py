@@ -103,8 +103,9 @@ from pathlib import Path
 
 import numpy as np
 
+from minidl.backends import kernels_dir
+
 __all__ = [
-    "SHIM_PATH",
     "EmulatedKernel",
     "EmulatedModule",
     "KernelNotFoundError",
@@ -113,10 +114,15 @@ __all__ = [
     "cache_dir",
     "emulator_available",
     "parse_kernels",
+    "shim_path",
 ]
 
-#: The shim header force-included into every kernel file (the repository's kernels/).
-SHIM_PATH = Path(__file__).resolve().parents[2] / "kernels" / "cuda_emu.h"
+
+def shim_path() -> Path:
+    """The shim header force-included into every kernel file: ``cuda_emu.h`` in the
+    kernel folder (see :func:`minidl.backends.kernels_dir`)."""
+    return kernels_dir() / "cuda_emu.h"
+
 
 #: Compiler flags; ``-fvisibility=hidden`` keeps each file's helpers to itself.
 CXX_FLAGS = (
@@ -382,12 +388,13 @@ def _local_includes(path: Path, seen: set[Path] | None = None) -> list[Path]:
 def _compile(path: Path, kernels: list[KernelSignature]) -> Path:
     """Compile one .cu file (or find it in the cache); return the library's path."""
     global compile_count
-    if not SHIM_PATH.is_file():
-        raise RuntimeError(f"the emulator's header {SHIM_PATH} is missing")
+    shim = shim_path()
+    if not shim.is_file():
+        raise RuntimeError(f"the emulator's header {shim} is missing")
     cxx, flags = _compiler(), _flags()
     wrapper = _wrapper_source(path, kernels)
     key = hashlib.sha256()
-    for part in [_WRAPPER_VERSION, cxx, *flags, wrapper, SHIM_PATH.read_text()]:
+    for part in [_WRAPPER_VERSION, cxx, *flags, wrapper, shim.read_text()]:
         key.update(part.encode() + b"\0")
     for file in [path, *_local_includes(path)]:
         key.update(file.read_bytes() + b"\0")
@@ -408,13 +415,13 @@ def _compile(path: Path, kernels: list[KernelSignature]) -> Path:
     # processes racing here write the same file), so that the compiler's messages
     # point at a file the student can open.
     os.replace(tmp_cpp, wrapper_file)
-    command = [cxx, *flags, "-include", str(SHIM_PATH), "-o", tmp_lib, str(wrapper_file)]
+    command = [cxx, *flags, "-include", str(shim), "-o", tmp_lib, str(wrapper_file)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(
                 f"compiling {path} for the CUDA emulator failed "
-                f"(header {SHIM_PATH}, generated wrapper {wrapper_file}).\n"
+                f"(header {shim}, generated wrapper {wrapper_file}).\n"
                 f"command: {' '.join(command)}\n"
                 f"compiler output:\n{result.stderr[-8000:]}"
             )
