@@ -58,7 +58,8 @@ extern "C" __global__ void max_pool2d_forward(const float* x, float* y, long lon
         // <math.h> to define it.)
         float best = 0.0f;                         // set by the first real pixel
         long long best_i = -1;                     // -1: no real pixel seen yet
-        // Row-major window order and a strict '>' keep the FIRST maximum.
+        // Row-major window order and a strict '>' keep the FIRST maximum.  A NaN
+        // beats any number (v != v only for NaN), so it shows up, as in PyTorch.
         for (int i = 0; i < KH; ++i) {
             int h = h0 + i;
             if (h < 0 || h >= H) continue;         // padding row: -inf, skip
@@ -66,7 +67,7 @@ extern "C" __global__ void max_pool2d_forward(const float* x, float* y, long lon
                 int w = w0 + j;
                 if (w < 0 || w >= W) continue;     // padding column
                 float v = plane[h * W + w];
-                if (best_i < 0 || v > best) {      // first real pixel always taken
+                if (best_i < 0 || v > best || (v != v && best == best)) {  // first pixel always
                     best = v;
                     best_i = (long long)h * W + w;
                 }

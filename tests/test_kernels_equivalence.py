@@ -384,3 +384,47 @@ def test_kernel_folder_of_a_plain_install(monkeypatch, tmp_path):
     monkeypatch.delenv("MINIDL_KERNELS", raising=False)
     monkeypatch.setattr(minidl.backends, "__file__", str(tmp_path / "minidl/backends/__init__.py"))
     assert minidl.backends.kernels_dir() == Path(sys.prefix) / "share" / "minidl" / "kernels"
+
+
+def test_a_kernel_edited_while_python_runs_is_recompiled(monkeypatch, tmp_path):
+    """A student changes a kernel and calls again, in the same process: the change
+    shows, and the launch follows a tile size changed in the .cu file."""
+    import shutil
+
+    if _skip_reason("cuda-emu"):
+        pytest.skip(_skip_reason("cuda-emu"))
+    folder = tmp_path / "kernels"
+    shutil.copytree(cuda_glue.kernels_dir(), folder)
+    monkeypatch.setenv("MINIDL_KERNELS", str(folder))
+    kb = cuda_glue.make_emulated_backend()
+    x = rand(np.random.default_rng(5), 2, 21, 4, 3)  # 21 channels: several 16- or 8-tiles
+
+    pool = folder / "pool.cu"
+    ones = np.ones((1, 1, 2, 2), np.float32)
+    assert kb.avg_pool2d(ones, (2, 2), (2, 2), (0, 0)).item() == 1.0
+    pool.write_text(pool.read_text().replace("y[t] = sum /", "y[t] = 100.0f + sum /"))
+    assert kb.avg_pool2d(ones, (2, 2), (2, 2), (0, 0)).item() == 101.0
+
+    gram = folder / "gram.cu"
+    gram.write_text(gram.read_text().replace("#define GRAM_TILE 16", "#define GRAM_TILE 8"))
+    assert_close(kb.gram(x), CPU.gram(x), "gram with 8x8 tiles")
+
+
+@pytest.mark.parametrize("nan_at", [0, 1, 3])
+def test_max_pool_passes_nan_through_wherever_it_is(kb, nan_at):
+    x = np.array([1.0, 5.0, 3.0, 2.0], np.float32)
+    x[nan_at] = np.nan
+    x = x.reshape(1, 1, 2, 2)
+    for backend, data in ((CPU, x), (kb, dev(kb, x))):
+        y, idx = backend.max_pool2d(data, (2, 2), (2, 2), (0, 0))
+        assert np.isnan(host(y).item()) and host(idx).item() == nan_at, backend
+
+
+def test_an_empty_batch_gives_empty_results(kb):
+    x, w = np.ones((0, 3, 8, 8), np.float32), np.ones((4, 3, 3, 3), np.float32)
+    gy = np.ones((0, 4, 6, 6), np.float32)
+    one, zero = (1, 1), (0, 0)
+    assert host(kb.conv2d(dev(kb, x), dev(kb, w), one, zero, one)).shape == (0, 4, 6, 6)
+    assert host(kb.conv2d_grad_input(dev(kb, gy), dev(kb, w), (8, 8), one, zero, one)).shape == (0, 3, 8, 8)
+    gw = host(kb.conv2d_grad_weight(dev(kb, x), dev(kb, gy), (3, 3), one, zero, one))
+    np.testing.assert_array_equal(gw, np.zeros((4, 3, 3, 3)))

@@ -193,7 +193,8 @@ class CpuBackend:
         Loops over the kh*kw kernel offsets, keeping the running maximum ``best`` and
         the number ``which`` of the offset it came from.  A strict ``>`` keeps the
         first maximum in row-major window order.  Padding is -inf, so it never wins
-        against a real value.
+        against a real value.  A NaN wins against any number (as in PyTorch), and its
+        index is kept with it.
         """
         h, wd = x.shape[2:]
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
@@ -208,7 +209,8 @@ class CpuBackend:
                 best = value.copy()
                 which = np.zeros(best.shape, dtype=np.int16)
                 continue
-            better = value > best
+            # "not <=" is also true when value is NaN; a NaN best is never replaced
+            better = ~(value <= best) & ~np.isnan(best)
             np.maximum(best, value, out=best)
             # which = k where better, else unchanged; arithmetic is faster than which[better] = k
             which += better * (k - which)

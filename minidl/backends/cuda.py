@@ -34,8 +34,10 @@ Settings you can change (module attributes, read at call time):
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +52,9 @@ THREADS_PER_BLOCK = 256
 #: Most blocks launched for a 1-D kernel; the grid-stride loop covers the rest.
 MAX_BLOCKS = 65535
 
-#: Tile sizes; must equal the #defines of the same names in gemm.cu / gram.cu.
-#: sgemm: a block of GEMM_THREADS x GEMM_THREADS threads computes a GEMM_TILE x GEMM_TILE
-#: tile of C (each thread a 4 x 4 micro-tile).
-GEMM_TILE = 64
-GEMM_THREADS = 16
-GRAM_TILE = 16
+# Tile sizes are not repeated here: the launches read them from the kernels' own
+# ``#define``s (GEMM_TILE and GEMM_THREADS in gemm.cu, GRAM_TILE in gram.cu), so a
+# student who changes a tile size in the .cu file gets matching grids and blocks.
 
 #: Split-K (conv2d_grad_weight): aim for at least this many GEMM blocks in flight, about
 #: two per multiprocessor of a large GPU, and give each slice of the sum at least
@@ -99,9 +98,27 @@ def _out_size(size, kernel, stride, padding, dilation=1) -> int:
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-# Compiled modules, shared by every backend of this process.  The key holds the
-# file's modification time, so editing a kernel and calling again recompiles it.
+# Compiled modules and their kernels, shared by every backend of this process.  The
+# keys hold the modification times of the kernel file and of the emulator's header,
+# so a kernel edited while Python runs is recompiled at its next launch.
 _MODULE_CACHE: dict = {}
+_FUNCTION_CACHE: dict = {}
+
+
+def _source_version(path: Path) -> tuple:
+    """(path, modification times of the file and of the emulator's shim header)."""
+    shim = kernels_dir() / "cuda_emu.h"
+    shim_time = shim.stat().st_mtime_ns if shim.is_file() else 0
+    return str(path.resolve()), path.stat().st_mtime_ns, shim_time
+
+
+@functools.lru_cache(maxsize=64)
+def _read_define(version: tuple, macro: str) -> int:
+    path = Path(version[0])
+    found = re.search(rf"^[ \t]*#define[ \t]+{macro}[ \t]+(\d+)\b", path.read_text(), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"{path}: the launch needs a line '#define {macro} <number>'")
+    return int(found.group(1))
 
 
 class KernelBackend:
@@ -113,29 +130,36 @@ class KernelBackend:
         self._load = module_loader
         self._threads = threads_per_block
         self._max_blocks = max_blocks
-        self._functions = {}
 
     def __repr__(self) -> str:
         return f"KernelBackend({self.name!r})"
 
     # ------------------------------------------------------------ kernel plumbing
 
+    def _source(self, file: str) -> Path:
+        path = kernels_dir() / file
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{self.name}: kernel source {path} not found (set MINIDL_KERNELS to the "
+                "folder holding the .cu files)"
+            )
+        return path
+
     def _kernel(self, name: str):
-        """The kernel called ``name`` (its file is compiled on first use, then cached)."""
-        fn = self._functions.get(name)
+        """The kernel called ``name``; its file is compiled on first use and again
+        after each edit."""
+        module_key = (self.name, id(self._load), *_source_version(self._source(KERNEL_FILES[name])))
+        fn = _FUNCTION_CACHE.get((module_key, name))
         if fn is None:
-            path = kernels_dir() / KERNEL_FILES[name]
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{self.name}: kernel source {path} not found (set MINIDL_KERNELS to the "
-                    "folder holding the .cu files)"
-                )
-            key = (self.name, id(self._load), str(path.resolve()), path.stat().st_mtime_ns)
-            module = _MODULE_CACHE.get(key)
+            module = _MODULE_CACHE.get(module_key)
             if module is None:
-                module = _MODULE_CACHE[key] = self._load([path])
-            fn = self._functions[name] = module.get_function(name)
+                module = _MODULE_CACHE[module_key] = self._load([Path(module_key[2])])
+            fn = _FUNCTION_CACHE[module_key, name] = module.get_function(name)
         return fn
+
+    def _define(self, file: str, macro: str) -> int:
+        """The number a kernel file ``#define``s as ``macro`` (a tile size)."""
+        return _read_define(_source_version(self._source(file)), macro)
 
     def _launch_1d(self, name: str, total: int, args: tuple) -> None:
         """Launch a grid-stride-loop kernel over ``total`` items (1-D grid and blocks)."""
@@ -198,7 +222,8 @@ class KernelBackend:
             self._gemm_xp(trans_a, trans_b, m, n, k, alpha, a, off_a, lda, stride_a,
                           b, off_b, ldb, stride_b, beta, c, off_c, ldc, stride_c, batch)  # fmt: skip
             return
-        grid = (math.ceil(n / GEMM_TILE), math.ceil(m / GEMM_TILE), batch)
+        tile, threads = self._define("gemm.cu", "GEMM_TILE"), self._define("gemm.cu", "GEMM_THREADS")
+        grid = (math.ceil(n / tile), math.ceil(m / tile), batch)
         args = (
             *_i32(trans_a, trans_b, m, n, k), np.float32(alpha),
             a, *_i32(off_a, lda, stride_a),
@@ -206,7 +231,7 @@ class KernelBackend:
             np.float32(beta),
             c, *_i32(off_c, ldc, stride_c),
         )  # fmt: skip
-        self._kernel("sgemm")(grid, (GEMM_THREADS, GEMM_THREADS, 1), args)
+        self._kernel("sgemm")(grid, (threads, threads, 1), args)
 
     def _gemm_xp(self, trans_a, trans_b, m, n, k, alpha, a, off_a, lda, stride_a,
                  b, off_b, ldb, stride_b, beta, c, off_c, ldc, stride_c, batch):  # fmt: skip
@@ -253,7 +278,7 @@ class KernelBackend:
 
     def _column_buffer(self, chunks, k: int, ow: int):
         """One flat float32 buffer big enough for the largest chunk's columns."""
-        size = max(nb * k * ohn * ow for _, nb, _, ohn in chunks)
+        size = max((nb * k * ohn * ow for _, nb, _, ohn in chunks), default=0)  # 0: no images
         return self.xp.empty(size, dtype=np.float32)
 
     def _im2col_args(self, n0, nb, c, h, w, kernel, stride, padding, dilation, oh, ow, oh0, ohn):
@@ -351,8 +376,9 @@ class KernelBackend:
         # image: few output tiles, each walking a very long inner dimension, would
         # leave most of a GPU idle.  Split-K: cut the sum over a chunk's pixels into
         # `slices` pieces, computed in parallel as a batched GEMM into partial sums.
-        tiles = math.ceil(c_out / GEMM_TILE) * math.ceil(k / GEMM_TILE)
-        max_cols = max(ohn * ow for _, _, _, ohn in chunks)
+        tile = self._define("gemm.cu", "GEMM_TILE")
+        tiles = math.ceil(c_out / tile) * math.ceil(k / tile)
+        max_cols = max((ohn * ow for _, _, _, ohn in chunks), default=0)
         slices = max(1, min(math.ceil(SPLIT_K_TARGET_BLOCKS / tiles), max_cols // SPLIT_K_MIN_SLICE))
         partial = self.xp.zeros((slices, c_out, k), dtype=np.float32)
         for n0, nb, oh0, ohn in chunks:
@@ -498,10 +524,11 @@ class KernelBackend:
         self._fits_int32(op, x.size, g.size)
         if n == 0 or c == 0:
             return g
-        tiles = math.ceil(c / GRAM_TILE)
+        tile = self._define("gram.cu", "GRAM_TILE")
+        tiles = math.ceil(c / tile)
         grid = (tiles * (tiles + 1) // 2, n, 1)  # lower-triangle tiles x images
         args = (x, g, *_i32(c, p), np.float32(1.0 / (c * p)))
-        self._kernel("gram")(grid, (GRAM_TILE, GRAM_TILE, 1), args)
+        self._kernel("gram")(grid, (tile, tile, 1), args)
         return g
 
     def gram_grad(self, g_gram, x):
