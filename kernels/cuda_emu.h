@@ -66,6 +66,10 @@
 // * A MISSING __syncthreads() IS NOT GUARANTEED TO FAIL here (nor on a GPU).
 //   The schedule differs from a GPU's, so a race may hide on one and show on
 //   the other.  Correct results in the emulator are evidence, not proof.
+// * A __syncthreads() that only SOME threads of the block reach (inside an
+//   if on threadIdx) is undefined behaviour on a GPU; here it is not reported
+//   either: the threads that skip it leave the barrier's group, the others
+//   pass it, and the results are simply wrong.
 // * Blocks run one after another, never concurrently (threads mode).
 // * Out-of-bounds accesses are not caught: they corrupt memory or crash the
 //   whole Python process (a segfault cannot be turned into an exception).

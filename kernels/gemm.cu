@@ -5,8 +5,9 @@
 //
 // op(A) is M x K, op(B) is K x N, C is M x N.  Row-major storage with a
 // "leading dimension": element (r, c) of a stored matrix X is X[r*ldx + c].
-// ld may be larger than the number of columns, which lets C be a block of
-// rows inside a bigger array (conv2d writes a chunk of output rows this way).
+// ld may be larger than the number of columns, which lets a matrix be a band
+// of columns inside a wider one (conv2d writes the columns of one chunk of
+// output pixels into an image's (C_out x OH*OW) output this way).
 //
 //   transA == 0:  A is stored M x K, op(A)(m, k) = A[m*lda + k]
 //   transA == 1:  A is stored K x M, op(A)(m, k) = A[k*lda + m]   (A transposed)
@@ -80,8 +81,8 @@
 #define GEMM_MICRO      4   // each thread: a GEMM_MICRO x GEMM_MICRO micro-tile
 #define GEMM_NTHREADS 256   // threads per block
 #define GEMM_LOADS      4   // elements of each piece that one thread copies
-// How the numbers must fit together (plain numbers above, checked here: the
-// emulator's source scan would mistake a parenthesised #define for a function).
+// How the numbers must fit together (plain numbers above, so that the host
+// can read GEMM_TILE and GEMM_THREADS from this file; checked here).
 static_assert(GEMM_MICRO * GEMM_THREADS == GEMM_TILE, "micro-tiles must cover the tile");
 static_assert(GEMM_NTHREADS == GEMM_THREADS * GEMM_THREADS, "256 threads");
 static_assert(GEMM_LOADS * GEMM_NTHREADS == GEMM_TILE * GEMM_BK, "threads must cover a piece");

@@ -48,19 +48,9 @@ def check_cuda() -> tuple[bool, str]:
 
 
 def check_cuda_emu() -> tuple[bool, str]:
-    try:
-        from minidl.backends import emulated
-    except ImportError as exc:
-        return False, f"the emulator module failed to import ({exc})"
-    probe = getattr(emulated, "emulator_available", None)
-    if probe is not None:
-        ok, reason = probe()
-        if not ok and shutil.which("g++") is None:
-            reason = f"g++ is missing (install it, e.g. `apt install g++`); {reason}"
-        return ok, reason
-    if shutil.which("g++") is None:
-        return False, "g++ is missing: the emulator compiles the kernels with it"
-    return True, "g++ found"
+    from minidl.backends.emulated import emulator_available
+
+    return emulator_available()  # its reason names a missing compiler and how to install it
 
 
 CHECKS = (("cpu", check_cpu), ("cuda", check_cuda), ("cuda-emu", check_cuda_emu))

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         model = vgg16(weights=weights, device=args.device)
-    except (FileNotFoundError, WeightsError) as e:
+    except (FileNotFoundError, WeightsError, RuntimeError) as e:  # RuntimeError: device unusable
         return _error(str(e))
 
     print(f"device:  {args.device}")

@@ -13,8 +13,8 @@ kernels/pool.cu    CuPy reshape/max/mean/compare expressions
 
 and prints the time of each, the ratio (how many times slower the teaching kernel
 is) and the largest difference between the two results, relative to the result's
-size.  Nobody expects a 16x16-tile GEMM to reach cuBLAS; the point is to see by how
-much it misses and where the time goes.
+size.  Nobody expects a teaching GEMM (64x64 tiles, 4x4 outputs per thread) to reach
+cuBLAS; the point is to see by how much it misses and where the time goes.
 
 On ``--device cuda-emu`` timings mean nothing (CPU threads), so it only runs each
 family on a small case and checks it against the cpu backend.

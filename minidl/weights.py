@@ -47,6 +47,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from minidl.paths import user_cache_dir
+
 # ---------------------------------------------------------------------------
 # Errors and the result of reading a file
 # ---------------------------------------------------------------------------
@@ -350,9 +352,8 @@ PROJECT_WEIGHTS_DIR = PROJECT_ROOT / "weights"
 
 
 def cache_dir() -> Path:
-    """The per-user cache folder: ``$XDG_CACHE_HOME/minidl`` or ``~/.cache/minidl``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "minidl"
+    """The per-user cache folder, where weights are looked for and fetched to."""
+    return user_cache_dir()
 
 
 def default_weights_dir() -> Path:
@@ -422,7 +423,8 @@ def fetch(
     The download goes to a temporary file in the same folder, which is renamed
     only after the hash matched; on any failure it is deleted and a
     DownloadError says how to put the file in place by hand.  An existing
-    file is never overwritten.
+    file is never overwritten: if it reads as a weight file it is returned,
+    otherwise (say, an interrupted copy by hand) the error asks to delete it.
     """
     source = _source(name)
     url = url or source.url
@@ -430,6 +432,13 @@ def fetch(
     directory = Path(directory) if directory is not None else default_weights_dir()
     target = directory / source.filename
     if target.exists():
+        try:
+            read_weights(target)
+        except (WeightsError, OSError) as error:
+            raise DownloadError(
+                f"{target} already exists but is not a usable weight file ({error}); "
+                "delete it and run again"
+            ) from None
         print(f"{target} already exists; not downloading again")
         return target
     directory.mkdir(parents=True, exist_ok=True)
@@ -505,7 +514,11 @@ def register(subparsers) -> None:
 
     p = commands.add_parser("fetch", help="download pretrained weights and check their hash")
     p.add_argument("name", nargs="?", default="vgg16", choices=sorted(SOURCES))
-    p.add_argument("--dir", help="folder to save into (default: the project's weights/)")
+    p.add_argument(
+        "--dir",
+        help="folder to save into (default: weights/ of the source checkout, "
+        "else the user cache folder)",
+    )
     p.set_defaults(func=_cmd_fetch)
 
     p = commands.add_parser("info", help="show the layout, arrays and parameter count of a file")

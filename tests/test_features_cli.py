@@ -109,3 +109,12 @@ def test_helpers():
     stats = activation_stats(maps)
     assert stats["max"] == 5 and stats["zeros"] == pytest.approx(7 / 16)
     assert stats["mean"] == pytest.approx(maps.mean())
+
+
+def test_an_unusable_device_is_a_message_not_a_traceback(tmp_path, image_file, capsys):
+    from minidl.backends.cuda import cuda_available
+
+    if cuda_available()[0]:
+        pytest.skip("this machine has a usable GPU")
+    status, _, stderr = run(capsys, image_file, "--random", "--device", "cuda", "--out", tmp_path)
+    assert status == 1 and "CuPy" in stderr and "Traceback" not in stderr

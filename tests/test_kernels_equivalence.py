@@ -379,11 +379,11 @@ def test_kernel_folder_from_environment(monkeypatch, tmp_path):
 def test_kernel_folder_of_a_plain_install(monkeypatch, tmp_path):
     """Outside a source checkout, the kernels come from <prefix>/share/minidl/kernels,
     where pyproject.toml's data-files put them."""
-    import minidl.backends
+    from minidl import paths
 
     monkeypatch.delenv("MINIDL_KERNELS", raising=False)
-    monkeypatch.setattr(minidl.backends, "__file__", str(tmp_path / "minidl/backends/__init__.py"))
-    assert minidl.backends.kernels_dir() == Path(sys.prefix) / "share" / "minidl" / "kernels"
+    monkeypatch.setattr(paths, "__file__", str(tmp_path / "minidl" / "paths.py"))
+    assert paths.kernels_dir() == Path(sys.prefix) / "share" / "minidl" / "kernels"
 
 
 def test_a_kernel_edited_while_python_runs_is_recompiled(monkeypatch, tmp_path):

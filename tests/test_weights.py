@@ -410,12 +410,20 @@ def test_fetch_offline(tmp_path):
 
 
 def test_fetch_does_not_overwrite(tmp_path, server, capsys):
-    (tmp_path / OFFICIAL).write_bytes(b"mine")
+    mine = write_keras2(tmp_path / OFFICIAL, NOTOP).read_bytes()
     REQUESTS.clear()
     target = fetch("vgg16", directory=tmp_path, url=f"{server}/good", md5=PAYLOAD_MD5)
-    assert target.read_bytes() == b"mine"
+    assert target.read_bytes() == mine
     assert REQUESTS == []
     assert "already exists" in capsys.readouterr().out
+
+
+def test_fetch_refuses_a_broken_existing_file_and_keeps_it(tmp_path, server):
+    (tmp_path / OFFICIAL).write_bytes(b"half a download")
+    with pytest.raises(DownloadError, match=r"already exists but is not a usable weight file "
+                                            r".*delete it and run again"):
+        fetch("vgg16", directory=tmp_path, url=f"{server}/good", md5=PAYLOAD_MD5)
+    assert (tmp_path / OFFICIAL).read_bytes() == b"half a download"
 
 
 # ---------------------------------------------------------------------------
@@ -441,7 +449,7 @@ def test_cli_info_bad_file(tmp_path, capsys):
 
 
 def test_cli_fetch_existing_file(tmp_path, capsys):
-    (tmp_path / OFFICIAL).write_bytes(b"mine")
+    write_keras2(tmp_path / OFFICIAL, NOTOP)
     assert main(["weights", "fetch", "vgg16", "--dir", str(tmp_path)]) == 0
     assert "already exists" in capsys.readouterr().out
 

@@ -48,27 +48,8 @@ Conventions shared by all backends:
 from __future__ import annotations
 
 import functools
-import os
-import sys
-from pathlib import Path
 
 DEVICES = ("cpu", "cuda", "cuda-emu")
-
-
-def kernels_dir() -> Path:
-    """The folder holding ``kernels/*.cu`` and the emulator's ``cuda_emu.h``.
-
-    ``$MINIDL_KERNELS`` if set (point it at a copy of the folder to experiment with
-    the kernels); else ``kernels/`` of the source checkout this package is in; else
-    the copy that ``pip install`` (not editable) puts in ``<prefix>/share/minidl/kernels``.
-    """
-    env = os.environ.get("MINIDL_KERNELS")
-    if env:
-        return Path(env)
-    checkout = Path(__file__).resolve().parents[2] / "kernels"  # <root>/minidl/backends/
-    if checkout.is_dir():
-        return checkout
-    return Path(sys.prefix) / "share" / "minidl" / "kernels"
 
 
 @functools.cache

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minidl.backends import kernels_dir
+from minidl.paths import kernels_dir
 
 #: Upper bound for the im2col column buffer of one chunk (bytes).
 COLUMN_BUDGET_BYTES = 64 * 2**20
@@ -77,8 +77,9 @@ KERNEL_FILES = {
 }
 
 INSTALL_HINT = (
-    "install CuPy for your CUDA version: `pip install minidl[gpu]` (cupy-cuda12x, CUDA 12) "
-    "or `pip install cupy-cuda13x` (CUDA 13); `nvidia-smi` shows the CUDA version of the driver"
+    "install the CuPy wheel for your CUDA version: in the minidl checkout, "
+    "`pip install -e \".[gpu]\"` (cupy-cuda12x, CUDA 12) or `pip install -e \".[gpu13]\"` "
+    "(cupy-cuda13x, CUDA 13); `nvidia-smi` shows the CUDA version of the driver"
 )
 
 _INT32_MAX = 2**31 - 1
@@ -199,9 +200,12 @@ class KernelBackend:
 
     @staticmethod
     def _fits_int32(op: str, *sizes) -> None:
-        """Kernels index with C ``int``: every array must have < 2**31 elements."""
+        """Kernels index with C ``int``: every array must have < 2**31 elements, less a
+        grid's worth of threads, so that the grid-stride loop's ``t += threads`` cannot
+        overflow past its last item."""
+        limit = _INT32_MAX - MAX_BLOCKS * THREADS_PER_BLOCK
         for size in sizes:
-            if size > _INT32_MAX:
+            if size > limit:
                 raise ValueError(
                     f"{op}: an array of {size} elements is too big for the kernels' 32-bit "
                     "indices; use a smaller batch"

@@ -4,9 +4,11 @@ On a GPU, ``backends/cuda.py`` loads the kernels with ``cupy.RawModule`` and lau
 them with ``module.get_function(name)(grid, block, args)``.  This module offers the
 same interface without a GPU:
 
-    >>> module = EmulatedModule(["kernels/gemm.cu"])
-    >>> gemm = module.get_function("gemm")
-    >>> gemm((blocks_x, blocks_y), (16, 16), (a, b, c, np.int32(m), np.int32(n), np.int32(k)))
+    >>> module = EmulatedModule(["kernels/pool.cu"])
+    >>> avg_pool = module.get_function("avg_pool2d_forward")
+    >>> x = np.ones((1, 1, 4, 4), np.float32); y = np.empty((1, 1, 2, 2), np.float32)
+    >>> sizes = [1, 4, 4, 2, 2, 2, 2, 2, 2, 0, 0]   # NC, H, W, OH, OW, KH, KW, SH, SW, PH, PW
+    >>> avg_pool((1,), (256,), (x, y, *map(np.int32, sizes)))
 
 where the arrays are ordinary C-contiguous numpy arrays standing for device pointers.
 
@@ -103,7 +105,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minidl.backends import kernels_dir
+from minidl.paths import kernels_dir, user_cache_dir
 
 __all__ = [
     "EmulatedKernel",
@@ -120,7 +122,7 @@ __all__ = [
 
 def shim_path() -> Path:
     """The shim header force-included into every kernel file: ``cuda_emu.h`` in the
-    kernel folder (see :func:`minidl.backends.kernels_dir`)."""
+    kernel folder (see :func:`minidl.paths.kernels_dir`)."""
     return kernels_dir() / "cuda_emu.h"
 
 
@@ -318,9 +320,8 @@ def parse_kernels(source: str, path: Path | None = None) -> list[KernelSignature
 
 
 def cache_dir() -> Path:
-    """Where compiled kernels are kept: ``$XDG_CACHE_HOME/minidl/emu``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "minidl" / "emu"
+    """Where compiled kernels are kept: ``emu/`` in the user cache folder."""
+    return user_cache_dir() / "emu"
 
 
 def _compiler() -> str:
@@ -441,7 +442,8 @@ def _compile(path: Path, kernels: list[KernelSignature]) -> Path:
 _STATUS_MESSAGES = {
     1: "reached __syncthreads() in loop mode: the source scan found no barrier in this "
     "kernel, so its threads ran as a plain loop and the results are invalid. "
-    "Load the module with EmulatedModule(paths, mode='threads').",
+    "Write __syncthreads() (or __shared__) in the kernel's body or in a function of the "
+    "same file, not behind a macro, or load the file with EmulatedModule(paths, mode='threads').",
     2: "the operating system refused to create one thread per CUDA thread of the block; "
     "use smaller blocks or raise the thread limit (ulimit -u).",
 }
