@@ -99,6 +99,11 @@ def _out_size(size, kernel, stride, padding, dilation=1) -> int:
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def _conv_out_hw(input_hw, kernel, stride, padding, dilation) -> tuple[int, int]:
+    """_out_size for both axes of a convolution."""
+    return tuple(_out_size(*args) for args in zip(input_hw, kernel, stride, padding, dilation))
+
+
 # Compiled modules and their kernels, shared by every backend of this process.  The
 # keys hold the modification times of the kernel file and of the emulator's header,
 # so a kernel edited while Python runs is recompiled at its next launch.
@@ -298,8 +303,7 @@ class KernelBackend:
         c_out, c_in, kh, kw = w.shape
         if c_in != c:
             raise ValueError(f"{op}: x has {c} channels but w {tuple(w.shape)} expects {c_in}")
-        oh = _out_size(h, kh, stride[0], padding[0], dilation[0])
-        ow = _out_size(wd, kw, stride[1], padding[1], dilation[1])
+        oh, ow = _conv_out_hw((h, wd), (kh, kw), stride, padding, dilation)
         if oh < 1 or ow < 1:
             raise ValueError(
                 f"{op}: output size {oh}x{ow} < 1 for x {tuple(x.shape)}, w {tuple(w.shape)}"
@@ -332,8 +336,7 @@ class KernelBackend:
         c_out_w, c, kh, kw = w.shape
         if c_out_w != c_out:
             raise ValueError(f"{op}: gy has {c_out} channels but w {tuple(w.shape)} has {c_out_w}")
-        expect = (_out_size(h, kh, stride[0], padding[0], dilation[0]),
-                  _out_size(wd, kw, stride[1], padding[1], dilation[1]))  # fmt: skip
+        expect = _conv_out_hw((h, wd), (kh, kw), stride, padding, dilation)
         if expect != (oh, ow):
             raise ValueError(
                 f"{op}: input size {(h, wd)} gives a {expect} output, but gy is {tuple(gy.shape)}"
@@ -365,8 +368,7 @@ class KernelBackend:
         kh, kw = _pair(kernel_hw)
         n, c, h, wd = x.shape
         n_gy, c_out, oh, ow = gy.shape
-        expect = (_out_size(h, kh, stride[0], padding[0], dilation[0]),
-                  _out_size(wd, kw, stride[1], padding[1], dilation[1]))  # fmt: skip
+        expect = _conv_out_hw((h, wd), (kh, kw), stride, padding, dilation)
         if n_gy != n or expect != (oh, ow):
             raise ValueError(
                 f"{op}: x {tuple(x.shape)} with kernel {(kh, kw)} gives output {(n, *expect)}, "
