@@ -492,3 +492,11 @@ def test_tensor_refuses_an_array_of_another_device():
         Tensor(np.ones(3), device="cuda")
     with pytest.raises(TypeError, match=r"a list array cannot live on device 'cpu'"):
         Tensor([1.0, 2.0], device="cpu")
+
+
+def test_boolean_mask_indexing():
+    a = tensor(np.array([1.0, -2.0, 3.0, -4.0]), requires_grad=True)
+    picked = a[a > 0]
+    np.testing.assert_array_equal(picked.numpy(), [1.0, 3.0])
+    (picked * picked).sum().backward()
+    np.testing.assert_array_equal(a.grad, [2.0, 0.0, 6.0, 0.0])
