@@ -6,6 +6,10 @@ import os
 import sys
 from pathlib import Path
 
+# Where the kernels are in a source checkout, and where a plain `pip install` puts them.
+CHECKOUT_KERNELS = Path(__file__).resolve().parents[1] / "kernels"  # this file is <root>/minidl/
+INSTALLED_KERNELS = Path(sys.prefix) / "share" / "minidl" / "kernels"
+
 
 def kernels_dir() -> Path:
     """The folder holding ``kernels/*.cu`` and the emulator's ``cuda_emu.h``.
@@ -17,10 +21,7 @@ def kernels_dir() -> Path:
     env = os.environ.get("MINIDL_KERNELS")
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parents[1] / "kernels"  # this file is <root>/minidl/
-    if checkout.is_dir():
-        return checkout
-    return Path(sys.prefix) / "share" / "minidl" / "kernels"
+    return CHECKOUT_KERNELS if CHECKOUT_KERNELS.is_dir() else INSTALLED_KERNELS
 
 
 def user_cache_dir() -> Path:

@@ -382,7 +382,7 @@ def test_kernel_folder_of_a_plain_install(monkeypatch, tmp_path):
     from minidl import paths
 
     monkeypatch.delenv("MINIDL_KERNELS", raising=False)
-    monkeypatch.setattr(paths, "__file__", str(tmp_path / "minidl" / "paths.py"))
+    monkeypatch.setattr(paths, "CHECKOUT_KERNELS", tmp_path / "no-checkout" / "kernels")
     assert paths.kernels_dir() == Path(sys.prefix) / "share" / "minidl" / "kernels"
 
 

@@ -34,7 +34,6 @@ Settings you can change (module attributes, read at call time):
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import re
@@ -104,27 +103,34 @@ def _conv_out_hw(input_hw, kernel, stride, padding, dilation) -> tuple[int, int]
     return tuple(_out_size(*args) for args in zip(input_hw, kernel, stride, padding, dilation))
 
 
-# Compiled modules and their kernels, shared by every backend of this process.  The
-# keys hold the modification times of the kernel file and of the emulator's header,
-# so a kernel edited while Python runs is recompiled at its next launch.
-_MODULE_CACHE: dict = {}
-_FUNCTION_CACHE: dict = {}
+class CompiledFile:
+    """One kernel file as compiled: its module, its kernels and its ``#define``d numbers
+    (looked up once each)."""
+
+    def __init__(self, module, source: str):
+        self.module, self.source = module, source
+        self.functions: dict = {}
+        self.defines: dict = {}
+
+    def function(self, name: str):
+        if name not in self.functions:
+            self.functions[name] = self.module.get_function(name)
+        return self.functions[name]
+
+    def define(self, macro: str) -> int:
+        """The number of ``#define macro <number>`` in the file (a tile size)."""
+        if macro not in self.defines:
+            found = re.search(rf"^[ \t]*#define[ \t]+{macro}[ \t]+(\d+)\b", self.source, re.MULTILINE)
+            if found is None:
+                raise RuntimeError(f"a kernel file lacks '#define {macro} <number>', which the launch needs")
+            self.defines[macro] = int(found.group(1))
+        return self.defines[macro]
 
 
-def _source_version(path: Path) -> tuple:
-    """(path, modification times of the file and of the emulator's shim header)."""
-    shim = kernels_dir() / "cuda_emu.h"
-    shim_time = shim.stat().st_mtime_ns if shim.is_file() else 0
-    return str(path.resolve()), path.stat().st_mtime_ns, shim_time
-
-
-@functools.lru_cache(maxsize=64)
-def _read_define(version: tuple, macro: str) -> int:
-    path = Path(version[0])
-    found = re.search(rf"^[ \t]*#define[ \t]+{macro}[ \t]+(\d+)\b", path.read_text(), re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"{path}: the launch needs a line '#define {macro} <number>'")
-    return int(found.group(1))
+# Compiled files, shared by every backend of this process.  The key holds the
+# modification times of the file and of the emulator's header, so a kernel edited
+# while Python runs is recompiled at its next launch (two stat calls per launch).
+_COMPILED: dict = {}
 
 
 class KernelBackend:
@@ -142,30 +148,30 @@ class KernelBackend:
 
     # ------------------------------------------------------------ kernel plumbing
 
-    def _source(self, file: str) -> Path:
-        path = kernels_dir() / file
-        if not path.is_file():
+    def _compiled(self, file: str) -> CompiledFile:
+        """``kernels/<file>``, compiled on first use and again after each edit."""
+        folder = kernels_dir()
+        path = os.path.join(folder, file)  # plain strings: this runs at every launch
+        try:
+            stamp = os.stat(path).st_mtime_ns
+        except FileNotFoundError:
             raise FileNotFoundError(
                 f"{self.name}: kernel source {path} not found (set MINIDL_KERNELS to the "
                 "folder holding the .cu files)"
-            )
-        return path
+            ) from None
+        try:
+            shim_stamp = os.stat(os.path.join(folder, "cuda_emu.h")).st_mtime_ns
+        except FileNotFoundError:
+            shim_stamp = 0
+        key = (self.name, id(self._load), path, stamp, shim_stamp)
+        compiled = _COMPILED.get(key)
+        if compiled is None:
+            compiled = _COMPILED[key] = CompiledFile(self._load([Path(path)]), Path(path).read_text())
+        return compiled
 
     def _kernel(self, name: str):
-        """The kernel called ``name``; its file is compiled on first use and again
-        after each edit."""
-        module_key = (self.name, id(self._load), *_source_version(self._source(KERNEL_FILES[name])))
-        fn = _FUNCTION_CACHE.get((module_key, name))
-        if fn is None:
-            module = _MODULE_CACHE.get(module_key)
-            if module is None:
-                module = _MODULE_CACHE[module_key] = self._load([Path(module_key[2])])
-            fn = _FUNCTION_CACHE[module_key, name] = module.get_function(name)
-        return fn
-
-    def _define(self, file: str, macro: str) -> int:
-        """The number a kernel file ``#define``s as ``macro`` (a tile size)."""
-        return _read_define(_source_version(self._source(file)), macro)
+        """The kernel called ``name`` (see :meth:`_compiled`)."""
+        return self._compiled(KERNEL_FILES[name]).function(name)
 
     def _launch_1d(self, name: str, total: int, args: tuple) -> None:
         """Launch a grid-stride-loop kernel over ``total`` items (1-D grid and blocks)."""
@@ -231,7 +237,8 @@ class KernelBackend:
             self._gemm_xp(trans_a, trans_b, m, n, k, alpha, a, off_a, lda, stride_a,
                           b, off_b, ldb, stride_b, beta, c, off_c, ldc, stride_c, batch)  # fmt: skip
             return
-        tile, threads = self._define("gemm.cu", "GEMM_TILE"), self._define("gemm.cu", "GEMM_THREADS")
+        gemm = self._compiled("gemm.cu")
+        tile, threads = gemm.define("GEMM_TILE"), gemm.define("GEMM_THREADS")
         grid = (math.ceil(n / tile), math.ceil(m / tile), batch)
         args = (
             *_i32(trans_a, trans_b, m, n, k), np.float32(alpha),
@@ -240,7 +247,7 @@ class KernelBackend:
             np.float32(beta),
             c, *_i32(off_c, ldc, stride_c),
         )  # fmt: skip
-        self._kernel("sgemm")(grid, (threads, threads, 1), args)
+        gemm.function("sgemm")(grid, (threads, threads, 1), args)
 
     def _gemm_xp(self, trans_a, trans_b, m, n, k, alpha, a, off_a, lda, stride_a,
                  b, off_b, ldb, stride_b, beta, c, off_c, ldc, stride_c, batch):  # fmt: skip
@@ -382,7 +389,7 @@ class KernelBackend:
         # image: few output tiles, each walking a very long inner dimension, would
         # leave most of a GPU idle.  Split-K: cut the sum over a chunk's pixels into
         # `slices` pieces, computed in parallel as a batched GEMM into partial sums.
-        tile = self._define("gemm.cu", "GEMM_TILE")
+        tile = self._compiled("gemm.cu").define("GEMM_TILE")
         tiles = math.ceil(c_out / tile) * math.ceil(k / tile)
         max_cols = max((ohn * ow for _, _, _, ohn in chunks), default=0)
         slices = max(1, min(math.ceil(SPLIT_K_TARGET_BLOCKS / tiles), max_cols // SPLIT_K_MIN_SLICE))
@@ -530,11 +537,12 @@ class KernelBackend:
         self._fits_int32(op, x.size, g.size)
         if n == 0 or c == 0:
             return g
-        tile = self._define("gram.cu", "GRAM_TILE")
+        gram = self._compiled("gram.cu")
+        tile = gram.define("GRAM_TILE")
         tiles = math.ceil(c / tile)
         grid = (tiles * (tiles + 1) // 2, n, 1)  # lower-triangle tiles x images
         args = (x, g, *_i32(c, p), np.float32(1.0 / (c * p)))
-        self._kernel("gram")(grid, (tile, tile, 1), args)
+        gram.function("gram")(grid, (tile, tile, 1), args)
         return g
 
     def gram_grad(self, g_gram, x):
