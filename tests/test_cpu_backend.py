@@ -20,6 +20,19 @@ def out_size(size, k, s, p, d=1):
 # --------------------------------------------------------------------- references
 
 
+def conv_taps(n, c, o, input_hw, output_hw, kernel_hw, stride, padding, dilation):
+    """Every (image, out channel, output pixel, in channel, kernel tap) whose tap reads a
+    real input pixel (r, q), not padding: the 7 loops of a convolution, written once."""
+    (h, wd), (ho, wo), (kh, kw) = input_hw, output_hw, kernel_hw
+    for b, f, oh, ow, ch, i, j in itertools.product(
+        range(n), range(o), range(ho), range(wo), range(c), range(kh), range(kw)
+    ):
+        r = oh * stride[0] - padding[0] + i * dilation[0]
+        q = ow * stride[1] - padding[1] + j * dilation[1]
+        if 0 <= r < h and 0 <= q < wd:
+            yield b, f, oh, ow, ch, i, j, r, q
+
+
 def ref_conv2d(x, w, stride, padding, dilation):
     """The 7-loop convolution, reading zeros outside the image."""
     n, c, h, wd = x.shape
@@ -27,13 +40,10 @@ def ref_conv2d(x, w, stride, padding, dilation):
     ho = out_size(h, kh, stride[0], padding[0], dilation[0])
     wo = out_size(wd, kw, stride[1], padding[1], dilation[1])
     y = np.zeros((n, o, ho, wo))
-    for b, f, oh, ow, ch, i, j in itertools.product(
-        range(n), range(o), range(ho), range(wo), range(c), range(kh), range(kw)
+    for b, f, oh, ow, ch, i, j, r, q in conv_taps(
+        n, c, o, (h, wd), (ho, wo), (kh, kw), stride, padding, dilation
     ):
-        r = oh * stride[0] - padding[0] + i * dilation[0]
-        q = ow * stride[1] - padding[1] + j * dilation[1]
-        if 0 <= r < h and 0 <= q < wd:
-            y[b, f, oh, ow] += x[b, ch, r, q] * w[f, ch, i, j]
+        y[b, f, oh, ow] += x[b, ch, r, q] * w[f, ch, i, j]
     return y
 
 
@@ -41,30 +51,22 @@ def ref_conv2d_grad_input(gy, w, input_hw, stride, padding, dilation):
     """Each gy[b, f, oh, ow] flows back to the input pixels its window read."""
     n, o, ho, wo = gy.shape
     _, c, kh, kw = w.shape
-    h, wd = input_hw
-    gx = np.zeros((n, c, h, wd))
-    for b, f, oh, ow, ch, i, j in itertools.product(
-        range(n), range(o), range(ho), range(wo), range(c), range(kh), range(kw)
+    gx = np.zeros((n, c, *input_hw))
+    for b, f, oh, ow, ch, i, j, r, q in conv_taps(
+        n, c, o, input_hw, (ho, wo), (kh, kw), stride, padding, dilation
     ):
-        r = oh * stride[0] - padding[0] + i * dilation[0]
-        q = ow * stride[1] - padding[1] + j * dilation[1]
-        if 0 <= r < h and 0 <= q < wd:
-            gx[b, ch, r, q] += gy[b, f, oh, ow] * w[f, ch, i, j]
+        gx[b, ch, r, q] += gy[b, f, oh, ow] * w[f, ch, i, j]
     return gx
 
 
 def ref_conv2d_grad_weight(x, gy, kernel_hw, stride, padding, dilation):
     n, c, h, wd = x.shape
     _, o, ho, wo = gy.shape
-    kh, kw = kernel_hw
-    gw = np.zeros((o, c, kh, kw))
-    for b, f, oh, ow, ch, i, j in itertools.product(
-        range(n), range(o), range(ho), range(wo), range(c), range(kh), range(kw)
+    gw = np.zeros((o, c, *kernel_hw))
+    for b, f, oh, ow, ch, i, j, r, q in conv_taps(
+        n, c, o, (h, wd), (ho, wo), kernel_hw, stride, padding, dilation
     ):
-        r = oh * stride[0] - padding[0] + i * dilation[0]
-        q = ow * stride[1] - padding[1] + j * dilation[1]
-        if 0 <= r < h and 0 <= q < wd:
-            gw[f, ch, i, j] += gy[b, f, oh, ow] * x[b, ch, r, q]
+        gw[f, ch, i, j] += gy[b, f, oh, ow] * x[b, ch, r, q]
     return gw
 
 

@@ -67,6 +67,12 @@ def _pairs(v):
     return (v, v) if isinstance(v, int) else v
 
 
+def _pool_pairs(kernel, stride, padding):
+    """kernel, stride (the kernel when None, as in PyTorch) and padding as pairs."""
+    k = _pairs(kernel)
+    return k, k if stride is None else _pairs(stride), _pairs(padding)
+
+
 @pytest.mark.parametrize("x_shape, w_spec, stride, padding, dilation", CONV_CASES)
 def test_conv2d(x_shape, w_spec, stride, padding, dilation):
     c_out, kh, kw = w_spec
@@ -168,8 +174,7 @@ POOL_CASES = [
 def test_max_pool2d(x_shape, kernel, stride, padding):
     x = rand(*x_shape, seed=7)
     y, indices = F.max_pool2d(x, kernel, stride, padding, return_indices=True)
-    k, p = _pairs(kernel), _pairs(padding)
-    s = k if stride is None else _pairs(stride)
+    k, s, p = _pool_pairs(kernel, stride, padding)
     expected = x_shape[:2] + tuple(pool_out(x_shape[2 + i], k[i], s[i], p[i]) for i in range(2))
     assert y.shape == indices.shape == expected
     assert indices.dtype == np.int64
@@ -185,8 +190,7 @@ def test_max_pool2d(x_shape, kernel, stride, padding):
 def test_avg_pool2d(x_shape, kernel, stride, padding):
     x = rand(*x_shape, seed=8)
     y = F.avg_pool2d(x, kernel, stride, padding)
-    k, p = _pairs(kernel), _pairs(padding)
-    s = k if stride is None else _pairs(stride)
+    k, s, p = _pool_pairs(kernel, stride, padding)
     assert y.shape == x_shape[:2] + tuple(pool_out(x_shape[2 + i], k[i], s[i], p[i]) for i in range(2))
     assert gradcheck(lambda x: F.avg_pool2d(x, kernel, stride, padding), [x])
 
@@ -195,8 +199,7 @@ def test_avg_pool2d(x_shape, kernel, stride, padding):
 def test_max_unpool2d(x_shape, kernel, stride, padding):
     x = rand(*x_shape, seed=9)
     y, indices = F.max_pool2d(x, kernel, stride, padding, return_indices=True)
-    k, p = _pairs(kernel), _pairs(padding)
-    s = k if stride is None else _pairs(stride)
+    k, s, p = _pool_pairs(kernel, stride, padding)
     default_hw = tuple(unpool_out(y.shape[2 + i], k[i], s[i], p[i]) for i in range(2))
     if default_hw == x_shape[2:]:
         assert F.max_unpool2d(y, indices, kernel, stride, padding).shape[2:] == default_hw
