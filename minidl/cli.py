@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
-# Each module named here has ``register(subparsers)``, which adds its sub-command
-# and sets ``func`` on the parsed arguments.
+import minidl.commands
+
+# Each module named here, and every module in minidl/commands/, has
+# ``register(subparsers)``, which adds its sub-command and sets ``func`` on the
+# parsed arguments.
 COMMAND_MODULES = (
     "minidl.bench",
     "minidl.doctor",
@@ -16,12 +20,18 @@ COMMAND_MODULES = (
 )
 
 
+def command_package_modules() -> tuple[str, ...]:
+    """The modules of minidl/commands/, sorted so ``minidl --help`` is stable."""
+    names = sorted(m.name for m in pkgutil.iter_modules(minidl.commands.__path__))
+    return tuple(f"minidl.commands.{name}" for name in names if not name.startswith("_"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minidl", description="minidl: a teaching deep-learning framework"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
+    for module_name in COMMAND_MODULES + command_package_modules():
         importlib.import_module(module_name).register(subparsers)
     return parser
 
