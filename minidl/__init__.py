@@ -15,15 +15,39 @@ Models, weights and images live in their own modules (``minidl.models``,
 ``minidl.weights``, ``minidl.image``) so that ``import minidl`` stays quick.
 """
 
+import numpy as np
+
 from minidl import functional, nn, optim
 from minidl.autograd import is_grad_enabled, no_grad
+from minidl.creation import (
+    arange,
+    empty,
+    empty_like,
+    full,
+    full_like,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randn,
+    randn_like,
+    zeros,
+    zeros_like,
+)
 from minidl.gradcheck import gradcheck
-from minidl.tensor import Tensor, ones, randn, tensor, zeros
-from minidl.tensor_ops import concat, stack
+from minidl.tensor import Tensor, tensor
+from minidl.tensor_ops import cat, concat, stack
+
+# dtype names as torch.float32 etc.; they are numpy's dtypes.
+float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_
+float, double, long = float32, float64, int64  # noqa: A001  (torch.float, torch.double, torch.long)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "concat", "functional", "gradcheck", "is_grad_enabled", "nn", "no_grad", "ones",
-    "optim", "randn", "stack", "tensor", "zeros",
+    "Tensor", "arange", "bool_", "cat", "concat", "double", "empty", "empty_like", "float",
+    "float32", "float64", "full", "full_like", "functional", "gradcheck", "int64",
+    "is_grad_enabled", "long", "manual_seed", "nn", "no_grad", "ones", "ones_like", "optim",
+    "rand", "rand_like", "randn", "randn_like", "stack", "tensor", "zeros", "zeros_like",
 ]

@@ -9,6 +9,9 @@ where R is a fixed random tensor: one random projection turns any output shape
 into a scalar while still testing every output element.  Run it in float64 --
 in float32 the rounding error of the difference quotient is as large as the
 tolerance.
+
+As PyTorch's, it leaves every ``.grad`` as it was: the analytic gradients are
+collected with :func:`minidl.autograd.grad`, which never writes ``.grad``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minidl.autograd import no_grad
+from minidl.autograd import grad, no_grad
 from minidl.tensor import Tensor
 
 
@@ -39,16 +42,13 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     """Return True if analytic and numerical gradients agree, else raise GradcheckError.
 
     ``inputs`` is a list of Tensors; only those with ``requires_grad=True`` are
-    checked.  The tensors' data is perturbed in place and restored.
+    checked.  The tensors' data is perturbed in place and restored; their ``.grad``
+    is not touched.
     """
     inputs = list(inputs)
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input has requires_grad=True")
-    for t in inputs:
-        if isinstance(t, Tensor):
-            t.grad = None
-
     output = fn(*inputs)
     projection = np.random.default_rng(seed).standard_normal(output.shape)
     projection = output.xp.asarray(projection, dtype=output.dtype)
@@ -57,11 +57,11 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         with no_grad():
             return float((fn(*inputs).data * projection).sum())
 
-    output.backward(projection)
+    analytic_grads = grad(output, [inputs[i] for i in checked], projection)
     worst = _Worst()
-    for i in checked:
+    for i, analytic in zip(checked, analytic_grads):
         t = inputs[i]
-        analytic = t.grad if t.grad is not None else t.xp.zeros(t.shape, t.dtype)
+        analytic = analytic.data if analytic is not None else t.xp.zeros(t.shape, t.dtype)
         # Index t.data element by element (not through reshape(-1), which copies a
         # non-contiguous array, so writing to it would not perturb the input).
         for position in np.ndindex(*t.shape):

@@ -1,7 +1,8 @@
 """Optimisers: SGD (with momentum), Adam, and L-BFGS.
 
 Each optimiser holds a list of Parameters and updates their ``.data`` in place
-from their ``.grad``.  SGD and Adam take one step per ``step()``; L-BFGS, the
+from their gradient's array ``.grad.data`` (raw arrays: no graph, no Tensor
+arithmetic on the way).  SGD and Adam take one step per ``step()``; L-BFGS, the
 optimiser classic style transfer uses, takes a *closure* that recomputes the
 loss and gradients, because it evaluates the loss several times per step.
 """
@@ -37,7 +38,9 @@ class SGD(Optimizer):
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            g = p.grad.data
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
             if self.momentum:
                 v = self.velocity[i]
                 self.velocity[i] = g.copy() if v is None else self.momentum * v + g
@@ -69,7 +72,9 @@ class Adam(Optimizer):
         for p, m, v in zip(self.params, self.m, self.v):
             if p.grad is None:
                 continue
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            g = p.grad.data
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
             m *= self.beta1
             m += (1 - self.beta1) * g
             v *= self.beta2
@@ -109,15 +114,15 @@ class LBFGS(Optimizer):
 
     def _flat_grad(self):
         return self.xp.concatenate([
-            (p.grad if p.grad is not None else self.xp.zeros_like(p.data)).reshape(-1)
+            (p.grad.data if p.grad is not None else self.xp.zeros_like(p.data)).reshape(-1)
             for p in self.params
         ])
 
     def _set_params(self, flat) -> None:
         offset = 0
         for p in self.params:
-            p.data[...] = flat[offset:offset + p.size].reshape(p.shape)
-            offset += p.size
+            p.data[...] = flat[offset:offset + p.numel()].reshape(p.shape)
+            offset += p.numel()
 
     def _evaluate(self, closure, flat_params):
         """Loss and gradient with the parameters set to ``flat_params``."""

@@ -5,14 +5,18 @@ cupy, taken from the input array itself) and returns the gradient of each input
 in ``backward``.  Broadcasting is handled once, in :func:`unbroadcast`: an input
 that was stretched to a larger shape in the forward pass receives the *sum* of
 the gradient over the stretched axes.
+
+Layering: this module imports :mod:`minidl.autograd` and :mod:`minidl.tensor`;
+neither of them imports it at load time (Tensor's operators look it up when
+first called).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from minidl.autograd import Function
-from minidl.tensor import Tensor, check_same_device
+from minidl.autograd import Function, check_same_device
+from minidl.tensor import Tensor
 
 
 def array_module(array):
@@ -251,7 +255,7 @@ class Clip(Function):
             self.inside &= a >= low
         if high is not None:
             self.inside &= a <= high
-        return xp.clip(a, low, high)
+        return xp.clip(a, low, high).astype(a.dtype, copy=False)
 
     def backward(self, g):
         return g * self.inside
@@ -304,14 +308,14 @@ class Mean(Function):
         return array_module(g).broadcast_to(g, self.shape).copy()
 
 
-class Max(Function):
-    """Maximum; when several elements tie, the gradient is shared equally among them."""
+class _Extreme(Function):
+    """Maximum or minimum; when several elements tie, the gradient is shared equally."""
 
     def forward(self, a, axis=None, keepdims=False):
         self.a = a
-        self.axes = _normalize_axes(axis, a.ndim, "max")
+        self.axes = _normalize_axes(axis, a.ndim, self.name)
         self.keepdims = keepdims
-        self.out = a.max(axis=self.axes, keepdims=True)
+        self.out = getattr(a, self.name)(axis=self.axes, keepdims=True)
         return self.out if keepdims else self.out.reshape(
             [n for i, n in enumerate(a.shape) if i not in self.axes]
         )
@@ -320,6 +324,27 @@ class Max(Function):
         g = _expand_reduced(g, self.axes, self.keepdims)
         winners = (self.a == self.out).astype(g.dtype)
         return g * winners / winners.sum(axis=self.axes, keepdims=True)
+
+
+class Max(_Extreme):
+    name = "max"
+
+
+class Min(_Extreme):
+    name = "min"
+
+
+def arg_extreme(a: Tensor, name: str, dim=None, keepdim: bool = False) -> Tensor:
+    """Index of the max (``name="argmax"``) or min along ``dim``, or in the flattened
+    tensor when ``dim`` is None; an int64 tensor with no gradient."""
+    data = a.data
+    if dim is None:
+        index = getattr(data.reshape(-1), name)()
+        index = index.reshape((1,) * a.ndim) if keepdim else index
+    else:
+        (axis,) = _normalize_axes(dim, a.ndim, name)
+        index = getattr(data, name)(axis=axis, keepdims=keepdim)
+    return Tensor(a.xp.asarray(index, dtype=np.int64), device=a.device)
 
 
 # ------------------------------------------------------------ shapes
@@ -333,6 +358,37 @@ class Reshape(Function):
 
     def backward(self, g):
         return g.reshape(self.shape)
+
+
+class Expand(Function):
+    """Broadcast to a larger shape (a copy, not a strided view); backward sums the
+    gradient over the stretched axes."""
+
+    def forward(self, a, shape):
+        self.shape = a.shape
+        return array_module(a).broadcast_to(a, shape).copy()
+
+    def backward(self, g):
+        return unbroadcast(g, self.shape)
+
+
+class Clone(Function):
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, g):
+        return g
+
+
+class Cast(Function):
+    """Convert between float dtypes; the gradient is converted back."""
+
+    def forward(self, a, dtype):
+        self.dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.dtype)
 
 
 class Permute(Function):
@@ -412,8 +468,16 @@ def _check_joinable(op: str, tensors):
     check_same_device(op, tensors)
 
 
-def concat(tensors, axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
+def _dim_or_axis(op: str, dim, axis, default=0):
+    """PyTorch's ``dim=`` with numpy's ``axis=`` accepted as an alias."""
+    if dim is not None and axis is not None:
+        raise TypeError(f"{op}: give dim= or its alias axis=, not both")
+    return default if dim is None and axis is None else (dim if axis is None else axis)
+
+
+def concat(tensors, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Join tensors along an existing axis (``minidl.cat`` is the same function)."""
+    axis = _dim_or_axis("concat", dim, axis)
     tensors = list(tensors)
     _check_joinable("concat", tensors)
     shapes = [t.shape for t in tensors]
@@ -427,8 +491,12 @@ def concat(tensors, axis: int = 0) -> Tensor:
     return Concat.apply(*tensors, axis=axis)
 
 
-def stack(tensors, axis: int = 0) -> Tensor:
+cat = concat
+
+
+def stack(tensors, dim: int | None = None, *, axis: int | None = None) -> Tensor:
     """Join tensors along a new axis (each gets a size-1 axis, then concat)."""
+    axis = _dim_or_axis("stack", dim, axis)
     tensors = list(tensors)
     _check_joinable("stack", tensors)
     shapes = {t.shape for t in tensors}
@@ -437,7 +505,7 @@ def stack(tensors, axis: int = 0) -> Tensor:
     shape = tensors[0].shape
     (axis,) = _normalize_axes(axis, len(shape) + 1, "stack")
     new_shape = shape[:axis] + (1,) + shape[axis:]
-    return concat([t.reshape(new_shape) for t in tensors], axis=axis)
+    return concat([t.reshape(new_shape) for t in tensors], dim=axis)
 
 
 class ToDevice(Function):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from minidl import functional as F
+from minidl.creation import random_generator
 from minidl.nn.module import Module, Parameter
 from minidl.tensor import Tensor
 
@@ -21,11 +22,12 @@ def _pair(v):
 
 class _ConvBase(Module):
     """Kaiming-uniform weights (a=√5) and a uniform bias, PyTorch's defaults:
-    both bounded by 1/√fan_in, where fan_in = weight.shape[1]·kh·kw."""
+    both bounded by 1/√fan_in, where fan_in = weight.shape[1]·kh·kw.  Drawn from
+    minidl's shared generator (``minidl.manual_seed``), or a fresh one if ``seed``."""
 
     def __init__(self, weight_shape, bias_size, bias, dtype, seed):
         super().__init__()
-        rng = np.random.default_rng(seed)
+        rng = random_generator(seed)
         fan_in = weight_shape[1] * weight_shape[2] * weight_shape[3]
         bound = 1 / math.sqrt(fan_in)
         self.weight = Parameter(_uniform(weight_shape, bound, rng, dtype))
