@@ -41,13 +41,14 @@ from minidl.tensor_ops import cat, concat, stack
 
 # dtype names as torch.float32 etc.; they are numpy's dtypes.
 float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_
-float, double, long = float32, float64, int64  # noqa: A001  (torch.float, torch.double, torch.long)
+# torch.float, .double, .long (left out of __all__: `import *` must not hide the builtin float)
+float, double, long = float32, float64, int64
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "arange", "bool_", "cat", "concat", "double", "empty", "empty_like", "float",
-    "float32", "float64", "full", "full_like", "functional", "gradcheck", "int64",
-    "is_grad_enabled", "long", "manual_seed", "nn", "no_grad", "ones", "ones_like", "optim",
-    "rand", "rand_like", "randn", "randn_like", "stack", "tensor", "zeros", "zeros_like",
+    "Tensor", "arange", "cat", "concat", "empty", "empty_like", "float32", "float64", "full",
+    "full_like", "functional", "gradcheck", "int64", "is_grad_enabled", "manual_seed", "nn",
+    "no_grad", "ones", "ones_like", "optim", "rand", "rand_like", "randn", "randn_like", "stack",
+    "tensor", "zeros", "zeros_like",
 ]

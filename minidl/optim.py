@@ -91,7 +91,23 @@ class LBFGS(Optimizer):
     in gradient) with the two-loop recursion, which applies an approximation
     of the inverse Hessian without ever forming a matrix.  The closure must
     zero the gradients, compute the loss, call ``backward()`` and return the loss.
+
+    After each ``step()``, ``stop_reason`` says why it stopped (a run that stops
+    after one iteration is then easy to diagnose):
+
+    * ``"converged: gradient"`` -- the largest |gradient| element fell to
+      ``tolerance_grad`` or below (possibly before the first iteration);
+    * ``"converged: change in loss/parameters"`` -- the loss, the largest
+      parameter change, or the loss change predicted along the search direction
+      fell below ``tolerance_change``;
+    * ``"max_iter"`` -- ``max_iter`` iterations ran without either;
+    * ``"line search failed"`` -- the strong-Wolfe line search found no step that
+      lowers the loss (the gradient does not match the loss, or the loss is not
+      smooth); the parameters are left where the step began.
     """
+
+    STOP_REASONS = ("converged: gradient", "converged: change in loss/parameters", "max_iter",
+                    "line search failed")
 
     def __init__(self, params, lr: float = 1.0, max_iter: int = 20, history_size: int = 100,
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9,
@@ -107,6 +123,7 @@ class LBFGS(Optimizer):
         self.direction = self.step_length = self.previous_grad = None
         self.iterations = 0
         self.function_evaluations = 0
+        self.stop_reason = None  # set by step(); one of STOP_REASONS
 
     # -------------------------------------------------------------- flat views
     def _flat_params(self):
@@ -153,7 +170,9 @@ class LBFGS(Optimizer):
         x = self._flat_params()
         loss, grad = self._evaluate(closure, x)
         first_loss = loss
+        self.stop_reason = "max_iter"
         if float(xp.abs(grad).max()) <= self.tolerance_grad:
+            self.stop_reason = "converged: gradient"
             return first_loss
 
         for _ in range(self.max_iter):
@@ -180,7 +199,8 @@ class LBFGS(Optimizer):
             else:
                 t = self.lr
             slope = float((grad * direction).sum())
-            if slope > -self.tolerance_change:  # not a descent direction any more
+            if slope > -self.tolerance_change:  # the loss can hardly change along direction
+                self.stop_reason = "converged: change in loss/parameters"
                 break
 
             if self.line_search_fn == "strong_wolfe":
@@ -188,6 +208,10 @@ class LBFGS(Optimizer):
                     lambda step: self._evaluate(closure, x + step * direction),  # noqa: B023
                     t, direction, loss, grad, slope, self.tolerance_change,
                 )
+                if t == 0:  # no step lowered the loss: leave the parameters at x
+                    self._set_params(x)
+                    self.stop_reason = "line search failed"
+                    break
             else:
                 loss, grad = self._evaluate(closure, x + t * direction)
             x = x + t * direction
@@ -195,10 +219,11 @@ class LBFGS(Optimizer):
             self.direction, self.step_length = direction, t
 
             if float(xp.abs(grad).max()) <= self.tolerance_grad:
+                self.stop_reason = "converged: gradient"
                 break
-            if float(xp.abs(direction * t).max()) <= self.tolerance_change:
-                break
-            if abs(loss - previous_loss) < self.tolerance_change:
+            if (float(xp.abs(direction * t).max()) <= self.tolerance_change
+                    or abs(loss - previous_loss) < self.tolerance_change):
+                self.stop_reason = "converged: change in loss/parameters"
                 break
         return first_loss
 

@@ -169,12 +169,6 @@ class Tensor:
         """``float(loss)`` for a one-element tensor (an L-BFGS closure may return the loss)."""
         return float(self.item())
 
-    def to(self, device: str) -> Tensor:
-        """A copy on ``device`` (no copy if already there); gradients flow back."""
-        if device == self.device:
-            return self
-        return _ops().ToDevice.apply(self, device=device)
-
     def detach(self) -> Tensor:
         """The same data (and version counter), cut from the graph."""
         detached = Tensor(self.data, device=self.device)
@@ -188,6 +182,16 @@ class Tensor:
     def requires_grad_(self, flag: bool = True) -> Tensor:
         self.requires_grad = flag
         return self
+
+    @property
+    def is_leaf(self) -> bool:
+        """Made by the user, not computed from tensors that require grad (PyTorch's name)."""
+        return self.creator is None
+
+    @property
+    def grad_fn(self):
+        """The Function that computed this tensor (PyTorch's name for ``creator``)."""
+        return self.creator
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -204,10 +208,10 @@ class Tensor:
         else:
             self._grad.data += grad  # in place: our own copy, and it stays an array even when 0-d
 
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Fill ``.grad`` of every leaf this tensor depends on.
 
-        ``grad`` is d(something)/d(self); it may be omitted only for a scalar,
+        ``gradient`` is d(something)/d(self); it may be omitted only for a scalar,
         where it defaults to 1.
         """
         if not self.requires_grad:
@@ -215,7 +219,7 @@ class Tensor:
                 "backward: this tensor does not require grad (no input had requires_grad=True, "
                 "or it was computed under no_grad())"
             )
-        autograd.run_backward(self, self._grad_output(grad, "backward"), retain_graph=retain_graph)
+        autograd.run_backward(self, self._grad_output(gradient, "backward"), retain_graph=retain_graph)
 
     def _grad_output(self, grad, op: str):
         """The array d(something)/d(self) that starts a backward pass: ``grad``, or 1."""
@@ -337,7 +341,7 @@ class Tensor:
     def div_(self, other) -> Tensor:
         return self._update_("div_", lambda: self / other)
 
-    def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002  (PyTorch's names)
+    def clamp_(self, min=None, max=None) -> Tensor:  # PyTorch's names
         return self._update_("clamp_", lambda: self.clamp(min, max))
 
     def fill_(self, value) -> Tensor:
@@ -576,7 +580,7 @@ class Tensor:
     def pow(self, exponent):
         return self ** exponent
 
-    def clamp(self, min=None, max=None):  # noqa: A002  (PyTorch's names)
+    def clamp(self, min=None, max=None):  # PyTorch's names
         """Limit to [min, max]; the gradient passes where the value was inside."""
         if min is None and max is None:
             raise ValueError("clamp: give min, max or both")

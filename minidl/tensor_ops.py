@@ -46,7 +46,7 @@ def as_tensor_like(value, reference: Tensor) -> Tensor:
     if reference.dtype.kind in "iub" and np.asarray(value).dtype.kind == "f":
         raise TypeError(
             f"a float value {value!r} cannot be combined with an integer tensor "
-            f"{reference.shape} {reference.dtype}; make it a float tensor first"
+            f"{reference.shape} {reference.dtype}; make it a float tensor first (x.float())"
         )
     array = reference.xp.asarray(value, dtype=reference.dtype)
     return Tensor(array, device=reference.device)

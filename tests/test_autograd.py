@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from minidl.autograd import no_grad
-from minidl.gradcheck import gradcheck
 from minidl.creation import ones, randn, zeros
+from minidl.gradcheck import gradcheck
 from minidl.tensor import Tensor, tensor
 from minidl.tensor_ops import concat, stack
 
