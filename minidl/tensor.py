@@ -23,7 +23,6 @@ from collections import namedtuple
 import numpy as np
 
 from minidl import autograd
-from minidl.autograd import check_same_device  # noqa: F401  (its old home; many import it here)
 from minidl.backends import DEVICES, get_backend
 
 FLOAT_DTYPES = (np.float32, np.float64)
@@ -92,7 +91,7 @@ class Tensor:
         """The shape (a tuple), or the length of axis ``dim``, as PyTorch's ``size()``."""
         if dim is None:
             return self.shape
-        if not -self.ndim <= dim < max(self.ndim, 1) or self.ndim == 0:
+        if not -self.ndim <= dim < self.ndim:
             raise ValueError(f"size: dim {dim} is out of range for a tensor of shape {self.shape}")
         return self.shape[dim]
 
@@ -227,7 +226,7 @@ class Tensor:
             if self.numel() != 1:
                 raise RuntimeError(
                     f"{op}: grad can be implicitly created only for scalar outputs; this "
-                    f"tensor has shape {self.shape}, so pass grad= of that shape"
+                    f"tensor has shape {self.shape}, so pass a gradient of that shape"
                 )
             return self.xp.ones(self.data.shape, dtype=self.dtype)
         grad = grad.data if isinstance(grad, Tensor) else self.xp.asarray(grad, self.dtype)
@@ -355,8 +354,7 @@ class Tensor:
         """Copy ``src`` (a Tensor on any device, of any dtype, broadcastable to self,
         or an array) into self, converting as PyTorch does; gradients flow to ``src``."""
         def compute():
-            source = src if isinstance(src, Tensor) else self._result(
-                self.xp.asarray(np.asarray(src) if self.device != "cuda" else src), self.device)
+            source = src if isinstance(src, Tensor) else self._result(self.xp.asarray(src), self.device)
             return source.to(self.device).to(self.dtype).expand(*self.shape)
 
         return self._update_("copy_", compute)
