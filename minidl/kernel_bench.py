@@ -97,6 +97,7 @@ def _torch_cudnn():
 def _bench_cuda() -> int:
     from minidl.backends import cuda as cuda_glue
     from minidl.backends import get_backend
+    from minidl.backends.gemm import Matrix
 
     ok, reason = cuda_glue.cuda_available()
     if not ok:
@@ -125,7 +126,7 @@ def _bench_cuda() -> int:
         c = cp.empty((m, n), dtype=cp.float32)
 
         def ours(a=a, b=b, c=c, m=m, n=n, k=k):
-            kb._gemm(0, 0, m, n, k, 1.0, a, 0, k, 0, b, 0, n, 0, 0.0, c, 0, n, 0)
+            kb.gemm(Matrix(c, m, n), Matrix(a, m, k), Matrix(b, k, n))
             return c
 
         row(f"sgemm {label}", f"{m}x{k} · {k}x{n}", ours, "cuBLAS matmul",

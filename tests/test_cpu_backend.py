@@ -194,6 +194,53 @@ def test_conv2d_grad_input_output_padding():
     assert np.all(gx[..., :9, :9] != 0)
 
 
+def ref_im2col(x, kernel_hw, stride, padding, dilation):
+    """cols[b, (c, i, j), (oh, ow)] = the input pixel tap (i, j) of window (oh, ow) reads."""
+    n, c, h, wd = x.shape
+    ho = out_size(h, kernel_hw[0], stride[0], padding[0], dilation[0])
+    wo = out_size(wd, kernel_hw[1], stride[1], padding[1], dilation[1])
+    cols = np.zeros((n, c, *kernel_hw, ho, wo))
+    for b, _, oh, ow, ch, i, j, r, q in conv_taps(
+        n, c, 1, (h, wd), (ho, wo), kernel_hw, stride, padding, dilation
+    ):
+        cols[b, ch, i, j, oh, ow] = x[b, ch, r, q]
+    return cols.reshape(n, c * kernel_hw[0] * kernel_hw[1], ho * wo)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_im2col_loop_and_strided_view_agree(case):
+    """The loop over kernel offsets (the pair of col2im) and the strided view that runs."""
+    _, c, _, h, wd, kernel, stride, padding, dilation = case
+    padded = np.random.default_rng(1).standard_normal((c, h + 2 * padding[0], wd + 2 * padding[1]))
+    out_hw = (out_size(h, kernel[0], stride[0], padding[0], dilation[0]),
+              out_size(wd, kernel[1], stride[1], padding[1], dilation[1]))  # fmt: skip
+    by_loop = cpu.im2col_loop(padded, kernel, out_hw, stride, dilation)
+    np.testing.assert_array_equal(cpu.im2col_strided(padded, kernel, out_hw, stride, dilation), by_loop)
+    assert cpu.im2col in (cpu.im2col_loop, cpu.im2col_strided)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_im2col_and_col2im_match_loops(case, workspace):
+    """Backend im2col (F.unfold) against the loops; col2im (F.fold) is its adjoint."""
+    n, c, _, h, wd, kernel, stride, padding, dilation = case
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((n, c, h, wd))
+    cols = B.im2col(x, kernel, stride, padding, dilation)
+    np.testing.assert_array_equal(cols, ref_im2col(x, kernel, stride, padding, dilation))
+    g = rng.standard_normal(cols.shape)
+    back = B.col2im(g, (h, wd), kernel, stride, padding, dilation)
+    assert back.shape == x.shape
+    # <im2col(x), g> = <x, col2im(g)> for every x and g: col2im is the transpose
+    np.testing.assert_allclose(np.vdot(cols, g), np.vdot(x, back), rtol=1e-12)
+    ones = B.col2im(np.ones_like(g), (h, wd), kernel, stride, padding, dilation)
+    out_hw = (out_size(h, kernel[0], stride[0], padding[0], dilation[0]),
+              out_size(wd, kernel[1], stride[1], padding[1], dilation[1]))  # fmt: skip
+    counts = np.zeros((h, wd))  # how many windows read each pixel
+    for *_, r, q in conv_taps(1, 1, 1, (h, wd), out_hw, kernel, stride, padding, dilation):
+        counts[r, q] += 1
+    np.testing.assert_array_equal(ones, np.broadcast_to(counts, x.shape))
+
+
 def test_conv2d_grad_input_rejects_inconsistent_input_hw():
     w = np.ones((1, 1, 3, 3))
     with pytest.raises(ValueError, match="conv2d_grad_input"):

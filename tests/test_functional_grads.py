@@ -232,7 +232,7 @@ def test_unpool_of_pool_puts_each_max_back_at_its_switch(x_shape):
         di, dj = np.unravel_index(window.argmax(), window.shape)
         expected[b, ch, 2 * i + di, 2 * j + dj] = window.max()
     np.testing.assert_array_equal(u.data, expected)
-    assert np.count_nonzero(u.data) == y.size  # zeros everywhere else
+    assert np.count_nonzero(u.data) == y.data.size  # zeros everywhere else
 
 
 # ------------------------------------------------------------ Gram matrix

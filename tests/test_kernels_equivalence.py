@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minidl import paths
 from minidl.backends import cuda as cuda_glue
 from minidl.backends.cpu import CpuBackend
+from minidl.backends.gemm import Matrix
 
 CPU = CpuBackend()
 
@@ -185,6 +187,18 @@ def test_conv2d_grad_weight_split_k(kb, case, min_slice, monkeypatch):
     )
 
 
+@pytest.mark.parametrize("case", CONV_CASES, ids=_conv_ids)
+def test_im2col_and_col2im(kb, case):
+    """F.unfold / F.fold on the kernels: the whole batch in one launch, equal to cpu."""
+    n, c, h, w, _, k, s, p, d = case
+    rng = np.random.default_rng(4)
+    x = rand(rng, n, c, h, w)
+    cols = CPU.im2col(x, k, s, p, d)
+    assert_close(kb.im2col(dev(kb, x), k, s, p, d), cols, "im2col")
+    g = rand(rng, *cols.shape)
+    assert_close(kb.col2im(dev(kb, g), (h, w), k, s, p, d), CPU.col2im(g, (h, w), k, s, p, d), "col2im")
+
+
 def test_chunks_cover_everything_once(monkeypatch):
     kb = cuda_glue.KernelBackend("test", np, module_loader=None)
     for budget in [1, 100, 4 * 3 * 7 * 5, 4 * 3 * 7 * 5 * 2 + 1, 10**9]:
@@ -324,10 +338,11 @@ def test_gemm_kernel_direct(kb, trans_a, trans_b, m, n, k):
     want = c0.copy()
     want[:, :, 1 : n + 1] = 0.5 * op_a @ op_b - 2.0 * c0[:, :, 1 : n + 1]
     c = dev(kb, c0)
-    kb._gemm(trans_a, trans_b, m, n, k, 0.5,
-             dev(kb, a), 0, a.shape[2], a[0].size,
-             dev(kb, b), 0, b.shape[2], b[0].size,
-             -2.0, c, 1, n + 3, m * (n + 3), batch=batch)  # fmt: skip
+    a_mat = Matrix(dev(kb, a), *a.shape[1:], batch_stride=a[0].size)
+    b_mat = Matrix(dev(kb, b), *b.shape[1:], batch_stride=b[0].size)
+    c_mat = Matrix(c, m, n, ld=n + 3, offset=1, batch_stride=m * (n + 3))
+    kb.gemm(c_mat, a_mat.T if trans_a else a_mat, b_mat.T if trans_b else b_mat,
+            alpha=0.5, beta=-2.0, batch=batch)  # fmt: skip
     assert_close(c, want, f"sgemm transA={trans_a} transB={trans_b} m,n,k={m},{n},{k}")
 
 
@@ -339,8 +354,8 @@ def test_gemm_kernel_beta_zero_does_not_read_c(kb, trans_a):
     a = rand(rng, *((k, m) if trans_a else (m, k)))
     b = rand(rng, k, n)
     c = dev(kb, np.full((m, n), np.nan, dtype=np.float32))
-    kb._gemm(trans_a, 0, m, n, k, 1.0, dev(kb, a), 0, a.shape[1], 0,
-             dev(kb, b), 0, n, 0, 0.0, c, 0, n, 0)  # fmt: skip
+    a_mat = Matrix(dev(kb, a), *a.shape)
+    kb.gemm(Matrix(c, m, n), a_mat.T if trans_a else a_mat, Matrix(dev(kb, b), k, n))
     assert_close(c, (a.T if trans_a else a) @ b, "sgemm beta=0 over NaN")
 
 
@@ -371,16 +386,14 @@ def test_cuda_without_cupy_says_what_to_install(monkeypatch):
 
 def test_kernel_folder_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIDL_KERNELS", str(tmp_path))
-    assert cuda_glue.kernels_dir() == tmp_path
+    assert paths.kernels_dir() == tmp_path
     monkeypatch.delenv("MINIDL_KERNELS")
-    assert (cuda_glue.kernels_dir() / "gemm.cu").is_file()
+    assert (paths.kernels_dir() / "gemm.cu").is_file()
 
 
 def test_kernel_folder_of_a_plain_install(monkeypatch, tmp_path):
     """Outside a source checkout, the kernels come from <prefix>/share/minidl/kernels,
     where pyproject.toml's data-files put them."""
-    from minidl import paths
-
     monkeypatch.delenv("MINIDL_KERNELS", raising=False)
     monkeypatch.setattr(paths, "CHECKOUT_KERNELS", tmp_path / "no-checkout" / "kernels")
     assert paths.kernels_dir() == Path(sys.prefix) / "share" / "minidl" / "kernels"
@@ -394,7 +407,7 @@ def test_a_kernel_edited_while_python_runs_is_recompiled(monkeypatch, tmp_path):
     if _skip_reason("cuda-emu"):
         pytest.skip(_skip_reason("cuda-emu"))
     folder = tmp_path / "kernels"
-    shutil.copytree(cuda_glue.kernels_dir(), folder)
+    shutil.copytree(paths.kernels_dir(), folder)
     monkeypatch.setenv("MINIDL_KERNELS", str(folder))
     kb = cuda_glue.make_emulated_backend()
     x = rand(np.random.default_rng(5), 2, 21, 4, 3)  # 21 channels: several 16- or 8-tiles

@@ -1,5 +1,13 @@
 """Backends: the three ways minidl computes the kernel-backed ops.
 
+======================  ==================================================
+``cpu.py``              NumPy (im2col + one BLAS GEMM, ...)
+``cuda.py``             launch glue for ``kernels/*.cu``, for "cuda" and "cuda-emu"
+``kernel_runtime.py``   compiles, caches and launches the kernels
+``gemm.py``             the ``Matrix`` operand record and the GEMM launch
+``emulated.py``         tooling: runs the kernels on CPU threads (g++)
+======================  ==================================================
+
 A *backend* works on raw arrays (numpy or cupy), never on Tensors; autograd lives
 in ``minidl.functional``, which calls the methods below and wires forward and
 backward together.  Every backend has the same methods, so the autograd code is
@@ -11,6 +19,8 @@ written once:
 ``conv2d``             (x, w, stride, padding, dilation) -> y
 ``conv2d_grad_input``  (gy, w, input_hw, stride, padding, dilation) -> gx
 ``conv2d_grad_weight`` (x, gy, kernel_hw, stride, padding, dilation) -> gw
+``im2col``             (x, kernel, stride, padding, dilation) -> cols  (F.unfold)
+``col2im``             (cols, input_hw, kernel, stride, padding, dilation) -> x  (F.fold)
 ``max_pool2d``         (x, kernel, stride, padding) -> (y, indices)
 ``max_pool2d_grad``    (gy, indices, input_hw, kernel, stride, padding) -> gx
 ``max_unpool2d``       (x, indices, output_hw) -> y
@@ -30,6 +40,9 @@ Conventions shared by all backends:
   adjoint of ``conv2d`` -- it *is* ``conv_transpose2d`` -- and needs
   ``input_hw`` because several input sizes give the same output size
   (that is what ``output_padding`` chooses).
+* ``im2col`` returns (N, C*kh*kw, H_out*W_out): row (c, i, j), column
+  oh*W_out + ow, zeros where a window reads padding.  ``col2im`` is its adjoint:
+  it adds every column back onto its window (overlaps add up).
 * Max-pool ``indices`` are int64 and, as in PyTorch, index the flattened
   H*W plane of the (unpadded) input: ``idx = h * W + w``.  Ties pick the first
   maximum in row-major window order.  ``max_pool2d_grad`` *adds* ``gy`` at the

@@ -3,24 +3,22 @@
 This file is written once and serves two devices.  :class:`KernelBackend` takes
 
 * ``xp`` -- the array module: ``cupy`` on a GPU, ``numpy`` for the emulator, and
-* ``module_loader`` -- a function ``paths -> module`` whose ``module.get_function(name)``
-  returns a callable ``kernel(grid, block, args)``: ``cupy.RawModule`` on a GPU,
-  :class:`minidl.backends.emulated.EmulatedModule` on the CPU.
+* ``module_loader`` -- how kernel files are compiled: ``cupy.RawModule`` on a GPU,
+  :class:`minidl.backends.emulated.EmulatedModule` on the CPU.  Compiling, caching
+  and launching live in ``backends/kernel_runtime.py``; matrix products in
+  ``backends/gemm.py``.
 
 Everything else -- output shapes, grid and block sizes, argument packing, splitting
 big convolutions into chunks -- is the same code for both.  What a method does:
 
 =====================  ==========================================================
-conv2d                 im2col (unfold patches into columns), then one GEMM
-conv2d_grad_input      GEMM with the transposed weights, then col2im (gather)
-conv2d_grad_weight     im2col, then GEMM of gy with the transposed columns
+conv2d                 im2col (unfold patches into columns), then  y = w · col
+conv2d_grad_input      col = wᵀ · gy, then col2im (gather)
+conv2d_grad_weight     im2col, then  gw = gy · colᵀ  (split-K)
+im2col / col2im        F.unfold / F.fold: the im2col kernels alone
 max/avg pooling        one thread per output (forward), per input (backward)
 gram                   symmetric tiled F·Fᵀ; gram_grad = two GEMMs
 =====================  ==========================================================
-
-Kernel arguments must have the exact C type of the kernel signature: ``np.int32``
-for ``int``, ``np.float32`` for ``float``, ``np.int64`` for ``long long``.  (cupy
-would pass a Python ``int`` as 64 bits, which an ``int`` parameter misreads.)
 
 Settings you can change (module attributes, read at call time):
 
@@ -35,25 +33,16 @@ Settings you can change (module attributes, read at call time):
 from __future__ import annotations
 
 import math
-import os
-import re
 from pathlib import Path
 
 import numpy as np
 
-from minidl.paths import kernels_dir
+from minidl.backends.gemm import Matrix, gemm
+from minidl.backends.kernel_runtime import KernelRuntime, check_fits_int32, i32
+from minidl.geometry import output_hw
 
 #: Upper bound for the im2col column buffer of one chunk (bytes).
 COLUMN_BUDGET_BYTES = 64 * 2**20
-
-#: Threads per block of the 1-D (grid-stride loop) kernels.
-THREADS_PER_BLOCK = 256
-#: Most blocks launched for a 1-D kernel; the grid-stride loop covers the rest.
-MAX_BLOCKS = 65535
-
-# Tile sizes are not repeated here: the launches read them from the kernels' own
-# ``#define``s (GEMM_TILE and GEMM_THREADS in gemm.cu, GRAM_TILE in gram.cu), so a
-# student who changes a tile size in the .cu file gets matching grids and blocks.
 
 #: Split-K (conv2d_grad_weight): aim for at least this many GEMM blocks in flight, about
 #: two per multiprocessor of a large GPU, and give each slice of the sum at least
@@ -61,76 +50,29 @@ MAX_BLOCKS = 65535
 SPLIT_K_TARGET_BLOCKS = 256
 SPLIT_K_MIN_SLICE = 256
 
-#: Which file defines which kernel.
-KERNEL_FILES = {
-    "im2col": "im2col.cu",
-    "col2im": "im2col.cu",
-    "sgemm": "gemm.cu",
-    "max_pool2d_forward": "pool.cu",
-    "max_pool2d_backward": "pool.cu",
-    "max_unpool2d_forward": "pool.cu",
-    "max_unpool2d_backward": "pool.cu",
-    "avg_pool2d_forward": "pool.cu",
-    "avg_pool2d_backward": "pool.cu",
-    "gram": "gram.cu",
-}
+# Tile sizes are not repeated here: the launches read them from the kernels' own
+# ``#define``s (GEMM_TILE and GEMM_THREADS in gemm.cu, GRAM_TILE in gram.cu), so a
+# student who changes a tile size in the .cu file gets matching grids and blocks.
 
 INSTALL_HINT = (
     "install the CuPy wheel for your CUDA version: in the minidl checkout, "
-    "`pip install -e \".[gpu]\"` (cupy-cuda12x, CUDA 12) or `pip install -e \".[gpu13]\"` "
+    '`pip install -e ".[gpu]"` (cupy-cuda12x, CUDA 12) or `pip install -e ".[gpu13]"` '
     "(cupy-cuda13x, CUDA 13); `nvidia-smi` shows the CUDA version of the driver"
 )
-
-_INT32_MAX = 2**31 - 1
-
-
-def _i32(*values) -> tuple:
-    """Python ints -> np.int32 kernel arguments (C ``int``)."""
-    return tuple(np.int32(v) for v in values)
 
 
 def _pair(v) -> tuple[int, int]:
     return int(v[0]), int(v[1])
 
 
-def _out_size(size, kernel, stride, padding, dilation=1) -> int:
-    """PyTorch's output size: floor((size + 2p - d(k-1) - 1) / s) + 1."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _conv_out_hw(input_hw, kernel, stride, padding, dilation) -> tuple[int, int]:
-    """_out_size for both axes of a convolution."""
-    return tuple(_out_size(*args) for args in zip(input_hw, kernel, stride, padding, dilation))
-
-
-class CompiledFile:
-    """One kernel file as compiled: its module, its kernels and its ``#define``d numbers
-    (looked up once each)."""
-
-    def __init__(self, module, source: str):
-        self.module, self.source = module, source
-        self.functions: dict = {}
-        self.defines: dict = {}
-
-    def function(self, name: str):
-        if name not in self.functions:
-            self.functions[name] = self.module.get_function(name)
-        return self.functions[name]
-
-    def define(self, macro: str) -> int:
-        """The number of ``#define macro <number>`` in the file (a tile size)."""
-        if macro not in self.defines:
-            found = re.search(rf"^[ \t]*#define[ \t]+{macro}[ \t]+(\d+)\b", self.source, re.MULTILINE)
-            if found is None:
-                raise RuntimeError(f"a kernel file lacks '#define {macro} <number>', which the launch needs")
-            self.defines[macro] = int(found.group(1))
-        return self.defines[macro]
-
-
-# Compiled files, shared by every backend of this process.  The key holds the
-# modification times of the file and of the emulator's header, so a kernel edited
-# while Python runs is recompiled at its next launch (two stat calls per launch).
-_COMPILED: dict = {}
+def _band(a, n0: int, oh0: int, ohn: int) -> Matrix:
+    """Output rows oh0 .. oh0+ohn-1 of images n0, n0+1, ... of an (N, C, OH, OW) array:
+    per image a (C, ohn·OW) matrix whose rows are OH·OW apart."""
+    _, c, oh, ow = a.shape
+    plane = oh * ow
+    return Matrix(
+        a, c, ohn * ow, ld=plane, offset=n0 * c * plane + oh0 * ow, batch_stride=c * plane
+    )
 
 
 class KernelBackend:
@@ -139,47 +81,14 @@ class KernelBackend:
     def __init__(self, name: str, xp, module_loader, *, threads_per_block=None, max_blocks=None):
         self.name = name
         self.xp = xp
-        self._load = module_loader
-        self._threads = threads_per_block
-        self._max_blocks = max_blocks
+        self.runtime = KernelRuntime(
+            name, module_loader, threads_per_block=threads_per_block, max_blocks=max_blocks
+        )
 
     def __repr__(self) -> str:
         return f"KernelBackend({self.name!r})"
 
-    # ------------------------------------------------------------ kernel plumbing
-
-    def _compiled(self, file: str) -> CompiledFile:
-        """``kernels/<file>``, compiled on first use and again after each edit."""
-        folder = kernels_dir()
-        path = os.path.join(folder, file)  # plain strings: this runs at every launch
-        try:
-            stamp = os.stat(path).st_mtime_ns
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"{self.name}: kernel source {path} not found (set MINIDL_KERNELS to the "
-                "folder holding the .cu files)"
-            ) from None
-        try:
-            shim_stamp = os.stat(os.path.join(folder, "cuda_emu.h")).st_mtime_ns
-        except FileNotFoundError:
-            shim_stamp = 0
-        key = (self.name, id(self._load), path, stamp, shim_stamp)
-        compiled = _COMPILED.get(key)
-        if compiled is None:
-            compiled = _COMPILED[key] = CompiledFile(self._load([Path(path)]), Path(path).read_text())
-        return compiled
-
-    def _kernel(self, name: str):
-        """The kernel called ``name`` (see :meth:`_compiled`)."""
-        return self._compiled(KERNEL_FILES[name]).function(name)
-
-    def _launch_1d(self, name: str, total: int, args: tuple) -> None:
-        """Launch a grid-stride-loop kernel over ``total`` items (1-D grid and blocks)."""
-        if total <= 0:
-            return
-        threads = self._threads or THREADS_PER_BLOCK
-        blocks = min(math.ceil(total / threads), self._max_blocks or MAX_BLOCKS)
-        self._kernel(name)((blocks,), (threads,), args)
+    # ------------------------------------------------------------ argument checks
 
     def _float_input(self, op: str, arg: str, a):
         """Check that ``a`` is a float32 array of our array module; return it C-contiguous."""
@@ -192,8 +101,8 @@ class KernelBackend:
         if a.dtype != np.float32:
             raise TypeError(
                 f"{op}: the {self.name} kernels compute in float32 only, but {arg} has dtype "
-                f"{a.dtype} (shape {tuple(a.shape)}); convert it with .astype('float32') or use "
-                "the cpu device for float64"
+                f"{a.dtype} (shape {tuple(a.shape)}); convert the tensor with .float(), or "
+                "compute in float64 on device 'cpu'"
             )
         return xp.ascontiguousarray(a)
 
@@ -209,67 +118,20 @@ class KernelBackend:
         if a.ndim != 4:
             raise ValueError(f"{op}: {arg} must be 4-D (N, C, H, W), got shape {tuple(a.shape)}")
 
-    @staticmethod
-    def _fits_int32(op: str, *sizes) -> None:
-        """Kernels index with C ``int``: every array must have < 2**31 elements, less a
-        grid's worth of threads, so that the grid-stride loop's ``t += threads`` cannot
-        overflow past its last item."""
-        limit = _INT32_MAX - MAX_BLOCKS * THREADS_PER_BLOCK
-        for size in sizes:
-            if size > limit:
-                raise ValueError(
-                    f"{op}: an array of {size} elements is too big for the kernels' 32-bit "
-                    "indices; use a smaller batch"
-                )
+    def _float4(self, op: str, **arrays) -> list:
+        """_float_input and _rank4 for each named array, in order."""
+        checked = []
+        for arg, a in arrays.items():
+            a = self._float_input(op, arg, a)
+            self._rank4(op, arg, a)
+            checked.append(a)
+        return checked
 
     # ------------------------------------------------------------------ GEMM
 
-    def _gemm(self, trans_a, trans_b, m, n, k, alpha, a, off_a, lda, stride_a,
-              b, off_b, ldb, stride_b, beta, c, off_c, ldc, stride_c, batch=1):  # fmt: skip
-        """C[z] = alpha·op(A[z])·op(B[z]) + beta·C[z] for z < batch (see gemm.cu).
-
-        Matrices are given BLAS-style inside flat buffers: matrix z of X starts at
-        ``X.flat[off_x + z*stride_x]`` and row r at ``ld_x`` elements further per row.
-        """
-        if m <= 0 or n <= 0 or batch <= 0:
-            return
-        if os.environ.get("MINIDL_GEMM", "").strip().lower() == "cublas":
-            self._gemm_xp(trans_a, trans_b, m, n, k, alpha, a, off_a, lda, stride_a,
-                          b, off_b, ldb, stride_b, beta, c, off_c, ldc, stride_c, batch)  # fmt: skip
-            return
-        gemm = self._compiled("gemm.cu")
-        tile, threads = gemm.define("GEMM_TILE"), gemm.define("GEMM_THREADS")
-        grid = (math.ceil(n / tile), math.ceil(m / tile), batch)
-        args = (
-            *_i32(trans_a, trans_b, m, n, k), np.float32(alpha),
-            a, *_i32(off_a, lda, stride_a),
-            b, *_i32(off_b, ldb, stride_b),
-            np.float32(beta),
-            c, *_i32(off_c, ldc, stride_c),
-        )  # fmt: skip
-        gemm.function("sgemm")(grid, (threads, threads, 1), args)
-
-    def _gemm_xp(self, trans_a, trans_b, m, n, k, alpha, a, off_a, lda, stride_a,
-                 b, off_b, ldb, stride_b, beta, c, off_c, ldc, stride_c, batch):  # fmt: skip
-        """The same product with ``xp.matmul`` (cuBLAS / NumPy's BLAS) on strided views."""
-        as_strided = self.xp.lib.stride_tricks.as_strided
-
-        def view(buf, off, rows, cols, ld, stride):
-            flat = buf.reshape(-1)[off:]
-            s = flat.itemsize
-            return as_strided(flat, shape=(batch, rows, cols), strides=(stride * s, ld * s, s))
-
-        op_a = view(a, off_a, k, m, lda, stride_a).transpose(0, 2, 1) if trans_a else \
-            view(a, off_a, m, k, lda, stride_a)  # fmt: skip
-        op_b = view(b, off_b, n, k, ldb, stride_b).transpose(0, 2, 1) if trans_b else \
-            view(b, off_b, k, n, ldb, stride_b)  # fmt: skip
-        out = view(c, off_c, m, n, ldc, stride_c)
-        product = self.xp.matmul(op_a, op_b)
-        if alpha != 1.0:
-            product *= np.float32(alpha)
-        if beta != 0.0:
-            product += np.float32(beta) * out
-        out[...] = product
+    def gemm(self, c: Matrix, a: Matrix, b: Matrix, alpha=1.0, beta=0.0, batch=1) -> None:
+        """c[z] = alpha·a[z]·b[z] + beta·c[z] for z < batch (see ``backends/gemm.py``)."""
+        gemm(self.runtime, self.xp, c, a, b, alpha, beta, batch)
 
     # ---------------------------------------------------------- convolution
 
@@ -297,91 +159,104 @@ class KernelBackend:
         size = max((nb * k * ohn * ow for _, nb, _, ohn in chunks), default=0)  # 0: no images
         return self.xp.empty(size, dtype=np.float32)
 
-    def _im2col_args(self, n0, nb, c, h, w, kernel, stride, padding, dilation, oh, ow, oh0, ohn):
-        return _i32(n0, nb, c, h, w, *kernel, *stride, *padding, *dilation, oh, ow, oh0, ohn)
+    def _im2col_sizes(self, x_shape, window, chunk) -> tuple:
+        """The int arguments both im2col kernels take, after their two arrays.
+
+        ``window`` = (kernel, stride, padding, dilation); ``chunk`` = (n0, nb, oh0, ohn).
+        """
+        _, c, h, wd = x_shape
+        oh, ow = output_hw((h, wd), *window)
+        kernel, stride, padding, dilation = window
+        return i32(*chunk[:2], c, h, wd, *kernel, *stride, *padding, *dilation, oh, ow, *chunk[2:])
+
+    def _launch_im2col(self, x, col, window, chunk) -> None:
+        """col <- the chunk's receptive fields of x (a thread per column entry)."""
+        _, nb, _, ohn = chunk
+        (kh, kw), ow = window[0], output_hw(x.shape[2:], *window)[1]
+        entries = nb * x.shape[1] * kh * kw * ohn * ow
+        self.runtime.launch_1d(
+            "im2col", entries, (x, col, *self._im2col_sizes(x.shape, window, chunk))
+        )
+
+    def _launch_col2im(self, col, x, window, chunk) -> None:
+        """x += the chunk's columns, each added back where it was read (a thread per pixel)."""
+        pixels = chunk[1] * x.shape[1] * x.shape[2] * x.shape[3]
+        self.runtime.launch_1d(
+            "col2im", pixels, (col, x, *self._im2col_sizes(x.shape, window, chunk))
+        )
+
+    def _conv_window(self, op, x_shape, kernel, stride, padding, dilation):
+        """(kernel, stride, padding, dilation) as pairs of Python ints, and the output
+        size (oh, ow); an error if it is empty."""
+        window = (_pair(kernel), _pair(stride), _pair(padding), _pair(dilation))
+        oh, ow = output_hw(x_shape[2:], *window)
+        if oh < 1 or ow < 1:
+            raise ValueError(
+                f"{op}: output size {oh}x{ow} < 1 for x {tuple(x_shape)}, kernel {window[0]}, "
+                f"stride {window[1]}, padding {window[2]}, dilation {window[3]}"
+            )
+        return window, (oh, ow)
 
     def conv2d(self, x, w, stride, padding, dilation):
         op = "conv2d"
-        x, w = self._float_input(op, "x", x), self._float_input(op, "w", w)
-        self._rank4(op, "x", x)
-        self._rank4(op, "w", w)
-        stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-        n, c, h, wd = x.shape
+        x, w = self._float4(op, x=x, w=w)
+        n, c = x.shape[:2]
         c_out, c_in, kh, kw = w.shape
         if c_in != c:
             raise ValueError(f"{op}: x has {c} channels but w {tuple(w.shape)} expects {c_in}")
-        oh, ow = _conv_out_hw((h, wd), (kh, kw), stride, padding, dilation)
-        if oh < 1 or ow < 1:
-            raise ValueError(
-                f"{op}: output size {oh}x{ow} < 1 for x {tuple(x.shape)}, w {tuple(w.shape)}"
-            )
+        window, (oh, ow) = self._conv_window(op, x.shape, (kh, kw), stride, padding, dilation)
         y = self.xp.empty((n, c_out, oh, ow), dtype=np.float32)
-        self._fits_int32(op, x.size, y.size)
+        check_fits_int32(op, x.size, y.size)
         k = c * kh * kw
         chunks = list(self._chunks(n, k, oh, ow))
         col = self._column_buffer(chunks, k, ow)
+        weights = Matrix(w, c_out, k)
         for n0, nb, oh0, ohn in chunks:
             ncol = ohn * ow  # columns per image in this chunk
-            self._launch_1d("im2col", nb * k * ncol, (x, col, *self._im2col_args(
-                n0, nb, c, h, wd, (kh, kw), stride, padding, dilation, oh, ow, oh0, ohn)))  # fmt: skip
-            # y[n0+b][:, rows oh0..] (C_out x ncol, row stride OH*OW) = w (C_out x K) · col[b] (K x ncol)
-            self._gemm(0, 0, c_out, ncol, k, 1.0,
-                       w, 0, k, 0,
-                       col, 0, ncol, k * ncol,
-                       0.0, y, n0 * c_out * oh * ow + oh0 * ow, oh * ow, c_out * oh * ow,
-                       batch=nb)  # fmt: skip
+            self._launch_im2col(x, col, window, (n0, nb, oh0, ohn))
+            columns = Matrix(col, k, ncol, batch_stride=k * ncol)
+            self.gemm(_band(y, n0, oh0, ohn), weights, columns, batch=nb)  # y = w · col
         return y
 
     def conv2d_grad_input(self, gy, w, input_hw, stride, padding, dilation):
         op = "conv2d_grad_input"
-        gy, w = self._float_input(op, "gy", gy), self._float_input(op, "w", w)
-        self._rank4(op, "gy", gy)
-        self._rank4(op, "w", w)
-        stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-        h, wd = _pair(input_hw)
+        gy, w = self._float4(op, gy=gy, w=w)
         n, c_out, oh, ow = gy.shape
         c_out_w, c, kh, kw = w.shape
         if c_out_w != c_out:
             raise ValueError(f"{op}: gy has {c_out} channels but w {tuple(w.shape)} has {c_out_w}")
-        expect = _conv_out_hw((h, wd), (kh, kw), stride, padding, dilation)
+        h, wd = _pair(input_hw)
+        window, expect = self._conv_window(op, (n, c, h, wd), (kh, kw), stride, padding, dilation)
         if expect != (oh, ow):
             raise ValueError(
                 f"{op}: input size {(h, wd)} gives a {expect} output, but gy is {tuple(gy.shape)}"
             )
         gx = self.xp.zeros((n, c, h, wd), dtype=np.float32)
-        self._fits_int32(op, gx.size, gy.size)
+        check_fits_int32(op, gx.size, gy.size)
         k = c * kh * kw
         chunks = list(self._chunks(n, k, oh, ow))
         col = self._column_buffer(chunks, k, ow)
+        weights = Matrix(w, c_out, k)
         for n0, nb, oh0, ohn in chunks:
-            ncol = ohn * ow  # columns per image in this chunk
-            # col[b] (K x ncol) = wᵀ (K x C_out; w is stored C_out x K) · gy[n0+b][:, rows oh0..]
-            self._gemm(1, 0, k, ncol, c_out, 1.0,
-                       w, 0, k, 0,
-                       gy, n0 * c_out * oh * ow + oh0 * ow, oh * ow, c_out * oh * ow,
-                       0.0, col, 0, ncol, k * ncol,
-                       batch=nb)  # fmt: skip
+            columns = Matrix(col, k, ohn * ow, batch_stride=k * ohn * ow)
+            self.gemm(columns, weights.T, _band(gy, n0, oh0, ohn), batch=nb)  # col = wᵀ · gy
             # Each input pixel gathers the column entries it fed (adds into gx).
-            self._launch_1d("col2im", nb * c * h * wd, (col, gx, *self._im2col_args(
-                n0, nb, c, h, wd, (kh, kw), stride, padding, dilation, oh, ow, oh0, ohn)))  # fmt: skip
+            self._launch_col2im(col, gx, window, (n0, nb, oh0, ohn))
         return gx
 
     def conv2d_grad_weight(self, x, gy, kernel_hw, stride, padding, dilation):
         op = "conv2d_grad_weight"
-        x, gy = self._float_input(op, "x", x), self._float_input(op, "gy", gy)
-        self._rank4(op, "x", x)
-        self._rank4(op, "gy", gy)
-        stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-        kh, kw = _pair(kernel_hw)
-        n, c, h, wd = x.shape
+        x, gy = self._float4(op, x=x, gy=gy)
+        n, c = x.shape[:2]
         n_gy, c_out, oh, ow = gy.shape
-        expect = _conv_out_hw((h, wd), (kh, kw), stride, padding, dilation)
+        kh, kw = _pair(kernel_hw)
+        window, expect = self._conv_window(op, x.shape, (kh, kw), stride, padding, dilation)
         if n_gy != n or expect != (oh, ow):
             raise ValueError(
                 f"{op}: x {tuple(x.shape)} with kernel {(kh, kw)} gives output {(n, *expect)}, "
                 f"but gy is {tuple(gy.shape)}"
             )
-        self._fits_int32(op, x.size, gy.size)
+        check_fits_int32(op, x.size, gy.size)
         k = c * kh * kw
         chunks = list(self._chunks(n, k, oh, ow))
         col = self._column_buffer(chunks, k, ow)
@@ -389,66 +264,86 @@ class KernelBackend:
         # image: few output tiles, each walking a very long inner dimension, would
         # leave most of a GPU idle.  Split-K: cut the sum over a chunk's pixels into
         # `slices` pieces, computed in parallel as a batched GEMM into partial sums.
-        tile = self._compiled("gemm.cu").define("GEMM_TILE")
+        tile = self.runtime.compiled("gemm.cu").define("GEMM_TILE")
         tiles = math.ceil(c_out / tile) * math.ceil(k / tile)
         max_cols = max((ohn * ow for _, _, _, ohn in chunks), default=0)
-        slices = max(1, min(math.ceil(SPLIT_K_TARGET_BLOCKS / tiles), max_cols // SPLIT_K_MIN_SLICE))
+        slices = max(
+            1, min(math.ceil(SPLIT_K_TARGET_BLOCKS / tiles), max_cols // SPLIT_K_MIN_SLICE)
+        )
         partial = self.xp.zeros((slices, c_out, k), dtype=np.float32)
+        partials = Matrix(partial, c_out, k, batch_stride=c_out * k)
         for n0, nb, oh0, ohn in chunks:
             ncol = ohn * ow  # columns per image in this chunk
-            self._launch_1d("im2col", nb * k * ncol, (x, col, *self._im2col_args(
-                n0, nb, c, h, wd, (kh, kw), stride, padding, dilation, oh, ow, oh0, ohn)))  # fmt: skip
-            # partial[s] (C_out x K) += gy[n0+b][:, columns of slice s] · (those columns of col[b])ᵀ
+            self._launch_im2col(x, col, window, (n0, nb, oh0, ohn))
             step = max(1, ncol // slices)  # the last slice also takes the remainder
+            full = min(slices, ncol // step)
+            done = full * step
             for b in range(nb):
-                gy_at = (n0 + b) * c_out * oh * ow + oh0 * ow  # this image's rows oh0..
-                col_at = b * k * ncol
-                full = min(slices, ncol // step)
-                self._gemm(0, 1, c_out, k, step, 1.0,
-                           gy, gy_at, oh * ow, step,
-                           col, col_at, ncol, step,
-                           1.0, partial, 0, k, c_out * k, batch=full)  # fmt: skip
-                done = full * step
-                if done < ncol:
-                    self._gemm(0, 1, c_out, k, ncol - done, 1.0,
-                               gy, gy_at + done, oh * ow, 0,
-                               col, col_at + done, ncol, 0,
-                               1.0, partial, 0, k, 0)  # fmt: skip
+                grads = _band(gy, n0 + b, oh0, ohn)  # (C_out, ncol)
+                columns = Matrix(col, k, ncol, offset=b * k * ncol)  # (K, ncol)
+                # partial[s] += gy[:, slice s] · (col[:, slice s])ᵀ
+                self.gemm(partials, grads.column_slices(step), columns.column_slices(step).T,
+                          beta=1.0, batch=full)  # fmt: skip
+                if done < ncol:  # partial[0] += the remaining columns
+                    rest = ncol - done
+                    self.gemm(
+                        partials, grads.columns(done, rest), columns.columns(done, rest).T, beta=1.0
+                    )
         return partial.sum(axis=0).reshape(c_out, c, kh, kw)
 
-    # ---------------------------------------------------------- max pooling
+    # ---------------------------------------------------------- unfold / fold
 
-    def _pool_shapes(self, op, x, kernel, stride, padding):
-        kernel, stride, padding = _pair(kernel), _pair(stride), _pair(padding)
-        n, c, h, wd = x.shape
-        oh = _out_size(h, kernel[0], stride[0], padding[0])
-        ow = _out_size(wd, kernel[1], stride[1], padding[1])
-        if oh < 1 or ow < 1:
+    def im2col(self, x, kernel, stride, padding, dilation):
+        """F.unfold: (N, C, H, W) -> (N, C*kh*kw, OH*OW), one launch of the im2col kernel."""
+        op = "im2col"
+        (x,) = self._float4(op, x=x)
+        n, c = x.shape[:2]
+        window, (oh, ow) = self._conv_window(op, x.shape, kernel, stride, padding, dilation)
+        cols = self.xp.empty((n, c * kernel[0] * kernel[1], oh * ow), dtype=np.float32)
+        check_fits_int32(op, x.size, cols.size)
+        self._launch_im2col(x, cols, window, (0, n, 0, oh))
+        return cols
+
+    def col2im(self, cols, input_hw, kernel, stride, padding, dilation):
+        """F.fold: (N, C*kh*kw, OH*OW) -> (N, C, *input_hw), one launch of the col2im kernel."""
+        op = "col2im"
+        cols = self._float_input(op, "cols", cols)
+        n, k, length = cols.shape
+        c = k // (kernel[0] * kernel[1])
+        h, wd = _pair(input_hw)
+        window, (oh, ow) = self._conv_window(op, (n, c, h, wd), kernel, stride, padding, dilation)
+        if length != oh * ow:
             raise ValueError(
-                f"{op}: output size {oh}x{ow} < 1 for x {tuple(x.shape)}, kernel {kernel}, "
-                f"stride {stride}, padding {padding}"
+                f"{op}: cols {tuple(cols.shape)} must have {oh}x{ow} columns for input_hw {(h, wd)}"
             )
-        self._fits_int32(op, x.size, n * c * oh * ow)
-        return (n, c, h, wd, oh, ow), kernel, stride, padding
+        x = self.xp.zeros((n, c, h, wd), dtype=np.float32)
+        check_fits_int32(op, x.size, cols.size)
+        self._launch_col2im(cols, x, window, (0, n, 0, oh))
+        return x
+
+    # ---------------------------------------------------------- pooling
+
+    @staticmethod
+    def _pool_sizes(n, c, input_hw, out_hw, kernel, stride, padding) -> tuple:
+        """The int arguments of every pooling kernel: NC, H, W, OH, OW, KH, KW, SH, SW, PH, PW."""
+        return i32(n * c, *input_hw, *out_hw, *_pair(kernel), *_pair(stride), *_pair(padding))
 
     def max_pool2d(self, x, kernel, stride, padding):
         op = "max_pool2d"
-        x = self._float_input(op, "x", x)
-        self._rank4(op, "x", x)
-        (n, c, h, wd, oh, ow), kernel, stride, padding = self._pool_shapes(
-            op, x, kernel, stride, padding
-        )
-        y = self.xp.empty((n, c, oh, ow), dtype=np.float32)
-        indices = self.xp.empty((n, c, oh, ow), dtype=np.int64)
-        self._launch_1d("max_pool2d_forward", y.size,
-                        (x, y, indices, *_i32(n * c, h, wd, oh, ow, *kernel, *stride, *padding)))  # fmt: skip
+        (x,) = self._float4(op, x=x)
+        n, c, h, wd = x.shape
+        _, out_hw = self._conv_window(op, x.shape, kernel, stride, padding, (1, 1))
+        y = self.xp.empty((n, c, *out_hw), dtype=np.float32)
+        indices = self.xp.empty((n, c, *out_hw), dtype=np.int64)
+        check_fits_int32(op, x.size, y.size)
+        sizes = self._pool_sizes(n, c, (h, wd), out_hw, kernel, stride, padding)
+        self.runtime.launch_1d("max_pool2d_forward", y.size, (x, y, indices, *sizes))
         return y, indices
 
     def _values_and_switches(self, op, name, values, indices):
         """Check a 4-D float32 array and max-pool switches of the same shape."""
-        values = self._float_input(op, name, values)
+        (values,) = self._float4(op, **{name: values})
         indices = self._index_input(op, "indices", indices)
-        self._rank4(op, name, values)
         if indices.shape != values.shape:
             raise ValueError(
                 f"{op}: indices {tuple(indices.shape)} and {name} {tuple(values.shape)} "
@@ -461,12 +356,10 @@ class KernelBackend:
         op = "max_pool2d_grad"
         gy, indices = self._values_and_switches(op, "gy", gy, indices)
         n, c, oh, ow = gy.shape
-        h, wd = _pair(input_hw)
-        gx = self.xp.empty((n, c, h, wd), dtype=np.float32)
-        self._fits_int32(op, gx.size, gy.size)
-        kernel, stride, padding = _pair(kernel), _pair(stride), _pair(padding)
-        self._launch_1d("max_pool2d_backward", gx.size,
-                        (gy, indices, gx, *_i32(n * c, h, wd, oh, ow, *kernel, *stride, *padding)))  # fmt: skip
+        gx = self.xp.empty((n, c, *_pair(input_hw)), dtype=np.float32)
+        check_fits_int32(op, gx.size, gy.size)
+        sizes = self._pool_sizes(n, c, _pair(input_hw), (oh, ow), kernel, stride, padding)
+        self.runtime.launch_1d("max_pool2d_backward", gx.size, (gy, indices, gx, *sizes))
         return gx
 
     def max_unpool2d(self, x, indices, output_hw):
@@ -475,16 +368,16 @@ class KernelBackend:
         n, c, h, wd = x.shape
         oh, ow = _pair(output_hw)
         y = self.xp.zeros((n, c, oh, ow), dtype=np.float32)
-        self._fits_int32(op, x.size, y.size)
-        self._launch_1d("max_unpool2d_forward", x.size,
-                        (x, indices, y, *_i32(n * c, h * wd, oh * ow)))  # fmt: skip
+        check_fits_int32(op, x.size, y.size)
+        self.runtime.launch_1d(
+            "max_unpool2d_forward", x.size, (x, indices, y, *i32(n * c, h * wd, oh * ow))
+        )
         return y
 
     def max_unpool2d_grad(self, gy, indices):
         op = "max_unpool2d_grad"
-        gy = self._float_input(op, "gy", gy)
+        (gy,) = self._float4(op, gy=gy)
         indices = self._index_input(op, "indices", indices)
-        self._rank4(op, "gy", gy)
         self._rank4(op, "indices", indices)
         n, c, oh, ow = gy.shape
         if indices.shape[:2] != (n, c):
@@ -493,55 +386,49 @@ class KernelBackend:
             )
         h, wd = indices.shape[2:]
         gx = self.xp.empty(indices.shape, dtype=np.float32)
-        self._fits_int32(op, gx.size, gy.size)
-        self._launch_1d("max_unpool2d_backward", gx.size,
-                        (gy, indices, gx, *_i32(n * c, h * wd, oh * ow)))  # fmt: skip
+        check_fits_int32(op, gx.size, gy.size)
+        self.runtime.launch_1d(
+            "max_unpool2d_backward", gx.size, (gy, indices, gx, *i32(n * c, h * wd, oh * ow))
+        )
         return gx
-
-    # ---------------------------------------------------------- average pooling
 
     def avg_pool2d(self, x, kernel, stride, padding):
         op = "avg_pool2d"
-        x = self._float_input(op, "x", x)
-        self._rank4(op, "x", x)
-        (n, c, h, wd, oh, ow), kernel, stride, padding = self._pool_shapes(
-            op, x, kernel, stride, padding
-        )
-        y = self.xp.empty((n, c, oh, ow), dtype=np.float32)
-        self._launch_1d("avg_pool2d_forward", y.size,
-                        (x, y, *_i32(n * c, h, wd, oh, ow, *kernel, *stride, *padding)))  # fmt: skip
+        (x,) = self._float4(op, x=x)
+        n, c, h, wd = x.shape
+        _, out_hw = self._conv_window(op, x.shape, kernel, stride, padding, (1, 1))
+        y = self.xp.empty((n, c, *out_hw), dtype=np.float32)
+        check_fits_int32(op, x.size, y.size)
+        sizes = self._pool_sizes(n, c, (h, wd), out_hw, kernel, stride, padding)
+        self.runtime.launch_1d("avg_pool2d_forward", y.size, (x, y, *sizes))
         return y
 
     def avg_pool2d_grad(self, gy, input_hw, kernel, stride, padding):
         op = "avg_pool2d_grad"
-        gy = self._float_input(op, "gy", gy)
-        self._rank4(op, "gy", gy)
-        kernel, stride, padding = _pair(kernel), _pair(stride), _pair(padding)
+        (gy,) = self._float4(op, gy=gy)
         n, c, oh, ow = gy.shape
-        h, wd = _pair(input_hw)
-        gx = self.xp.empty((n, c, h, wd), dtype=np.float32)
-        self._fits_int32(op, gx.size, gy.size)
-        self._launch_1d("avg_pool2d_backward", gx.size,
-                        (gy, gx, *_i32(n * c, h, wd, oh, ow, *kernel, *stride, *padding)))  # fmt: skip
+        gx = self.xp.empty((n, c, *_pair(input_hw)), dtype=np.float32)
+        check_fits_int32(op, gx.size, gy.size)
+        sizes = self._pool_sizes(n, c, _pair(input_hw), (oh, ow), kernel, stride, padding)
+        self.runtime.launch_1d("avg_pool2d_backward", gx.size, (gy, gx, *sizes))
         return gx
 
     # ---------------------------------------------------------- Gram matrices
 
     def gram(self, x):
         op = "gram"
-        x = self._float_input(op, "x", x)
-        self._rank4(op, "x", x)
+        (x,) = self._float4(op, x=x)
         n, c, h, wd = x.shape
         p = h * wd
         g = self.xp.empty((n, c, c), dtype=np.float32)
-        self._fits_int32(op, x.size, g.size)
+        check_fits_int32(op, x.size, g.size)
         if n == 0 or c == 0:
             return g
-        gram = self._compiled("gram.cu")
+        gram = self.runtime.compiled("gram.cu")
         tile = gram.define("GRAM_TILE")
         tiles = math.ceil(c / tile)
         grid = (tiles * (tiles + 1) // 2, n, 1)  # lower-triangle tiles x images
-        args = (x, g, *_i32(c, p), np.float32(1.0 / (c * p)))
+        args = (x, g, *i32(c, p), np.float32(1.0 / (c * p)))
         gram.function("gram")(grid, (tile, tile, 1), args)
         return g
 
@@ -549,21 +436,19 @@ class KernelBackend:
         """gx[n] = (gG[n] + gG[n]ᵀ) · F / (C·H·W): two batched GEMMs, the second with op(A) = gGᵀ."""
         op = "gram_grad"
         g_gram = self._float_input(op, "gG", g_gram)
-        x = self._float_input(op, "x", x)
-        self._rank4(op, "x", x)
+        (x,) = self._float4(op, x=x)
         n, c, h, wd = x.shape
         if tuple(g_gram.shape) != (n, c, c):
             raise ValueError(f"{op}: gG must have shape {(n, c, c)}, got {tuple(g_gram.shape)}")
         p = h * wd
         gx = self.xp.empty_like(x)
-        self._fits_int32(op, x.size, g_gram.size)
+        check_fits_int32(op, x.size, g_gram.size)
         scale = 1.0 / (c * p)
-        for trans_a, beta in ((0, 0.0), (1, 1.0)):  # gx = s·gG·F, then gx += s·gGᵀ·F
-            self._gemm(trans_a, 0, c, p, c, scale,
-                       g_gram, 0, c, c * c,
-                       x, 0, p, c * p,
-                       beta, gx, 0, p, c * p,
-                       batch=n)  # fmt: skip
+        g = Matrix(g_gram, c, c, batch_stride=c * c)
+        f = Matrix(x, c, p, batch_stride=c * p)
+        out = Matrix(gx, c, p, batch_stride=c * p)
+        self.gemm(out, g, f, alpha=scale, batch=n)  # gx = s·gG·F
+        self.gemm(out, g.T, f, alpha=scale, beta=1.0, batch=n)  # gx += s·gGᵀ·F
         return gx
 
 

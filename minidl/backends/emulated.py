@@ -1,5 +1,11 @@
 """The CUDA emulator: run minidl's ``kernels/*.cu`` on the CPU (device ``"cuda-emu"``).
 
+This file is *tooling*, not part of the model of computation: it exists so that
+the kernels can be tested, stepped through and changed on a machine without a
+GPU.  Nothing here is needed to understand what a kernel computes -- read
+``kernels/*.cu`` and ``backends/cuda.py`` for that; read on to see how CUDA C
+runs as ordinary threads.
+
 On a GPU, ``backends/cuda.py`` loads the kernels with ``cupy.RawModule`` and launches
 them with ``module.get_function(name)(grid, block, args)``.  This module offers the
 same interface without a GPU:
