@@ -30,6 +30,12 @@ A lesson starts with::
     Writes ``args.out / name`` atomically (temporary file, then rename), closes the
     figure and prints ``figure: <path>``.
 
+``weights_path(args) -> Path``
+    The real VGG16 weight file (``minidl.weights.find_weights()``: ``MINIDL_WEIGHTS``,
+    ``weights/``, the user cache).  Without one, prints one line saying how to get it
+    and exits with code 3 (``WEIGHTS_MISSING``); tests/test_lessons.py skips a lesson
+    that calls ``weights_path(`` when no weights are found.
+
 ``finish(args)``
     Prints how many checks passed and how long the lesson took.
 """
@@ -48,6 +54,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 
+WEIGHTS_MISSING = 3  # exit code of a lesson that needs the real VGG16 weights and finds none
 _START = time.perf_counter()
 _CHECKS = 0
 
@@ -141,6 +148,18 @@ def savefig(fig, args: argparse.Namespace, name: str) -> Path:
         plt.close(fig)
     print(f"figure: {path}")
     return path
+
+
+def weights_path(args: argparse.Namespace) -> Path:
+    """The VGG16 weight file, or exit(WEIGHTS_MISSING) with one line saying how to get it."""
+    from minidl.weights import find_weights
+
+    try:
+        return find_weights()
+    except FileNotFoundError as error:
+        print(f"{args.lesson} needs the real VGG16 weights: run `minidl weights fetch vgg16` or set "
+              f"MINIDL_WEIGHTS ({str(error).splitlines()[0]})", file=sys.stderr)
+        sys.exit(WEIGHTS_MISSING)
 
 
 def finish(args: argparse.Namespace) -> None:
