@@ -99,6 +99,22 @@ def test_pool_unpool_round_trip_on_device(device):
     np.testing.assert_array_equal(back.reshape(2, 3, 3, 2, 4, 2).sum(axis=(3, 5)), y.numpy())
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_unfold_and_fold_on_device_equal_cpu(device):
+    """F.unfold / F.fold run the im2col kernels on the device, forward and backward."""
+    data = np.random.default_rng(4).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    window = {"kernel_size": (3, 2), "dilation": (1, 2), "padding": 1, "stride": (2, 1)}
+    results = []
+    for where in ("cpu", device):
+        x = tensor(data, device=where, requires_grad=True)
+        cols = F.unfold(x, **window)
+        y = F.fold(cols * cols, (7, 6), **window)
+        y.sum().backward()
+        results.append((cols.numpy(), y.numpy(), x.grad.numpy()))
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 # Every other op runs on the device's array module (numpy or cupy) rather than a
 # kernel; each must give the cpu result, forward and backward.
 ELEMENTWISE_CASES = {
@@ -109,6 +125,15 @@ ELEMENTWISE_CASES = {
     "batch_norm": lambda x: F.batch_norm(x, training=True) * x,
     "adain": lambda x: F.adain(x, x[:1] * 2 + 1),
     "losses": lambda x: F.mse_loss(x, x.detach() * 0.5) + F.tv_loss(x) + F.ssim(x, x * 0.9, 3),
+    "l1_loss": lambda x: F.l1_loss(x, x.detach() * 0.5, reduction="none"),
+    "pad": lambda x: (
+        F.pad(x, (1, 2, 0, 1), value=0.5) * F.pad(x, (1, 2, 0, 1), mode="reflect")
+        + F.pad(x, (1, 2, 0, 1), mode="replicate")
+    ),
+    "interpolate": lambda x: (
+        F.interpolate(x, size=(7, 4), mode="bilinear") * F.interpolate(x, size=(7, 4))
+    ),
+    "softmax": lambda x: F.softmax(x, dim=1) * F.log_softmax(x, dim=-1),
     "tensor ops": lambda x: (
         x[:, :, [0, 2, 2], 1:].exp().sum(axis=(0, 3)).amax(axis=1).sqrt().clip(0.0, 2.0).abs()
         + (x.reshape(2, -1) @ x.reshape(-1, 2)).mean()

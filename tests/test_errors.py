@@ -232,3 +232,16 @@ def test_reflection_pad_and_batch_norm_arguments():
         F.reflection_pad2d(x, (1, 2))
     with pytest.raises(ValueError, match=r"batch_norm: give both running_mean and running_var"):
         F.batch_norm(x, running_mean=t(2), training=True)
+
+
+def test_float64_on_a_kernel_device_asks_for_float():
+    """The kernels are float32; the message names the argument and a method that exists."""
+    x, w = t(1, 1, 4, 4, device="cuda-emu"), t(1, 1, 3, 3, device="cuda-emu")
+    with pytest.raises(TypeError, match=r"conv2d: the cuda-emu kernels compute in float32 only, "
+                       r"but input \(1, 1, 4, 4\) is float64; convert it with input.float\(\)"):  # fmt: skip
+        F.conv2d(x, w)
+    with pytest.raises(TypeError, match=r"max_pool2d: .* input \(1, 1, 4, 4\) is float64"):
+        F.max_pool2d(x, 2)
+    with pytest.raises(TypeError, match=r"unfold: .*float32 only.*input.float\(\)"):
+        F.unfold(x, 2)
+    assert x.float().dtype == np.float32 and x.float().device == "cuda-emu"
