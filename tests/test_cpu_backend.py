@@ -194,11 +194,14 @@ def test_conv2d_grad_input_output_padding():
     assert np.all(gx[..., :9, :9] != 0)
 
 
+def conv_out_hw(input_hw, kernel_hw, stride, padding, dilation):
+    return tuple(out_size(*axis) for axis in zip(input_hw, kernel_hw, stride, padding, dilation))
+
+
 def ref_im2col(x, kernel_hw, stride, padding, dilation):
     """cols[b, (c, i, j), (oh, ow)] = the input pixel tap (i, j) of window (oh, ow) reads."""
     n, c, h, wd = x.shape
-    ho = out_size(h, kernel_hw[0], stride[0], padding[0], dilation[0])
-    wo = out_size(wd, kernel_hw[1], stride[1], padding[1], dilation[1])
+    ho, wo = conv_out_hw((h, wd), kernel_hw, stride, padding, dilation)
     cols = np.zeros((n, c, *kernel_hw, ho, wo))
     for b, _, oh, ow, ch, i, j, r, q in conv_taps(
         n, c, 1, (h, wd), (ho, wo), kernel_hw, stride, padding, dilation
@@ -212,8 +215,7 @@ def test_im2col_loop_and_strided_view_agree(case):
     """The loop over kernel offsets (the pair of col2im) and the strided view that runs."""
     _, c, _, h, wd, kernel, stride, padding, dilation = case
     padded = np.random.default_rng(1).standard_normal((c, h + 2 * padding[0], wd + 2 * padding[1]))
-    out_hw = (out_size(h, kernel[0], stride[0], padding[0], dilation[0]),
-              out_size(wd, kernel[1], stride[1], padding[1], dilation[1]))  # fmt: skip
+    out_hw = conv_out_hw((h, wd), kernel, stride, padding, dilation)
     by_loop = cpu.im2col_loop(padded, kernel, out_hw, stride, dilation)
     np.testing.assert_array_equal(cpu.im2col_strided(padded, kernel, out_hw, stride, dilation), by_loop)
     assert cpu.im2col in (cpu.im2col_loop, cpu.im2col_strided)
@@ -233,8 +235,7 @@ def test_im2col_and_col2im_match_loops(case, workspace):
     # <im2col(x), g> = <x, col2im(g)> for every x and g: col2im is the transpose
     np.testing.assert_allclose(np.vdot(cols, g), np.vdot(x, back), rtol=1e-12)
     ones = B.col2im(np.ones_like(g), (h, wd), kernel, stride, padding, dilation)
-    out_hw = (out_size(h, kernel[0], stride[0], padding[0], dilation[0]),
-              out_size(wd, kernel[1], stride[1], padding[1], dilation[1]))  # fmt: skip
+    out_hw = conv_out_hw((h, wd), kernel, stride, padding, dilation)
     counts = np.zeros((h, wd))  # how many windows read each pixel
     for *_, r, q in conv_taps(1, 1, 1, (h, wd), out_hw, kernel, stride, padding, dilation):
         counts[r, q] += 1

@@ -138,6 +138,34 @@ def im2col_strided(padded, kernel_hw, out_hw, stride, dilation):
 im2col = im2col_strided
 
 
+def _im2col_chunks(x, kernel, out_hw, stride, padding, dilation):
+    """Yield (b, r0, r1, cols): the im2col columns of output rows r0..r1 of image b,
+    for every image and every row chunk (see ``WORKSPACE_BYTES``)."""
+    n, c = x.shape[:2]
+    ho, wo = out_hw
+    for b in range(n):
+        padded = _pad(x[b], padding)
+        for r0, r1 in _row_chunks(ho, wo, c * kernel[0] * kernel[1], x.itemsize):
+            # Output rows r0..r1 read padded rows from r0*stride_h on.
+            cols = im2col(padded[:, r0 * stride[0] :], kernel, (r1 - r0, wo), stride, dilation)
+            yield b, r0, r1, cols
+
+
+def _col2im_chunks(columns, n, c, dtype, input_hw, kernel, out_hw, stride, padding, dilation):
+    """(N, C, *input_hw) from col2im of ``columns(b, r0, r1)``, the columns of image b's
+    output rows r0..r1, one row chunk at a time: the adjoint of :func:`_im2col_chunks`."""
+    (h, wd), (ph, pw), (ho, wo) = input_hw, padding, out_hw
+    gx = np.empty((n, c, h, wd), dtype=dtype)
+    for b in range(n):
+        # Padded rows/cols that no window reaches (the output_padding case) stay 0.
+        padded = np.zeros((c, h + 2 * ph, wd + 2 * pw), dtype=dtype)
+        for r0, r1 in _row_chunks(ho, wo, c * kernel[0] * kernel[1], gx.itemsize):
+            cols = columns(b, r0, r1)
+            col2im(cols, padded[:, r0 * stride[0] :], kernel, (r1 - r0, wo), stride, dilation)
+        gx[b] = padded[:, ph : ph + h, pw : pw + wd]
+    return gx
+
+
 class CpuBackend:
     """NumPy implementations of the kernel-backed ops (see ``minidl.backends``)."""
 
@@ -153,14 +181,8 @@ class CpuBackend:
         ho, wo = output_hw((h, wd), (kh, kw), stride, padding, dilation)
         w_mat = w.reshape(c_out, c * kh * kw)
         y = np.empty((n, c_out, ho * wo), dtype=np.result_type(x, w))
-        for b in range(n):
-            padded = _pad(x[b], padding)
-            for r0, r1 in _row_chunks(ho, wo, c * kh * kw, y.itemsize):
-                # Output rows r0..r1 read padded rows from r0*stride_h on.
-                cols = im2col(
-                    padded[:, r0 * stride[0] :], (kh, kw), (r1 - r0, wo), stride, dilation
-                )
-                np.matmul(w_mat, cols, out=y[b, :, r0 * wo : r1 * wo])
+        for b, r0, r1, cols in _im2col_chunks(x, (kh, kw), (ho, wo), stride, padding, dilation):
+            np.matmul(w_mat, cols, out=y[b, :, r0 * wo : r1 * wo])
         return y.reshape(n, c_out, ho, wo)
 
     def conv2d_grad_input(self, gy, w, input_hw, stride, padding, dilation):
@@ -176,7 +198,7 @@ class CpuBackend:
         def columns(b, r0, r1):
             return w_mat_t @ gy_mat[b, :, r0 * wo : r1 * wo]
 
-        return self._col2im_chunks(columns, n, c, np.result_type(gy, w), input_hw, (kh, kw),
+        return _col2im_chunks(columns, n, c, np.result_type(gy, w), input_hw, (kh, kw),
                                    (ho, wo), stride, padding, dilation)  # fmt: skip
 
     def conv2d_grad_weight(self, x, gy, kernel_hw, stride, padding, dilation):
@@ -186,13 +208,8 @@ class CpuBackend:
         kh, kw = kernel_hw
         gy_mat = gy.reshape(n, c_out, ho * wo)
         gw = np.zeros((c_out, c * kh * kw), dtype=np.result_type(x, gy))
-        for b in range(n):
-            padded = _pad(x[b], padding)
-            for r0, r1 in _row_chunks(ho, wo, c * kh * kw, gw.itemsize):
-                cols = im2col(
-                    padded[:, r0 * stride[0] :], (kh, kw), (r1 - r0, wo), stride, dilation
-                )
-                gw += gy_mat[b, :, r0 * wo : r1 * wo] @ cols.T
+        for b, r0, r1, cols in _im2col_chunks(x, kernel_hw, (ho, wo), stride, padding, dilation):
+            gw += gy_mat[b, :, r0 * wo : r1 * wo] @ cols.T
         return gw.reshape(c_out, c, kh, kw)
 
     @staticmethod
@@ -204,21 +221,6 @@ class CpuBackend:
                 f"of input_hw={tuple(input_hw)} with kernel {tuple(kernel)}, stride {tuple(stride)}, "
                 f"padding {tuple(padding)}, dilation {tuple(dilation)}"
             )
-
-    @staticmethod
-    def _col2im_chunks(columns, n, c, dtype, input_hw, kernel, out_hw, stride, padding, dilation):
-        """(N, C, *input_hw) from col2im of ``columns(b, r0, r1)``, the columns of image b's
-        output rows r0..r1, one row chunk at a time."""
-        (h, wd), (ph, pw), (ho, wo) = input_hw, padding, out_hw
-        gx = np.empty((n, c, h, wd), dtype=dtype)
-        for b in range(n):
-            # Padded rows/cols that no window reaches (the output_padding case) stay 0.
-            padded = np.zeros((c, h + 2 * ph, wd + 2 * pw), dtype=dtype)
-            for r0, r1 in _row_chunks(ho, wo, c * kernel[0] * kernel[1], gx.itemsize):
-                col2im(columns(b, r0, r1), padded[:, r0 * stride[0] :], kernel, (r1 - r0, wo),
-                       stride, dilation)  # fmt: skip
-            gx[b] = padded[:, ph : ph + h, pw : pw + wd]
-        return gx
 
     # ---------------------------------------------------------------- unfold / fold
 
@@ -244,7 +246,7 @@ class CpuBackend:
         def columns(b, r0, r1):
             return cols[b, :, r0 * wo : r1 * wo]
 
-        return self._col2im_chunks(columns, n, k // (kernel[0] * kernel[1]), cols.dtype, input_hw,
+        return _col2im_chunks(columns, n, k // (kernel[0] * kernel[1]), cols.dtype, input_hw,
                                    kernel, (ho, wo), stride, padding, dilation)  # fmt: skip
 
     # ---------------------------------------------------------------- max pooling

@@ -154,10 +154,12 @@ class KernelBackend:
                 for oh0 in range(0, oh, rows):
                     yield n0, 1, oh0, min(rows, oh - oh0)
 
-    def _column_buffer(self, chunks, k: int, ow: int):
-        """One flat float32 buffer big enough for the largest chunk's columns."""
+    def _chunks_and_buffer(self, n_images: int, k: int, oh: int, ow: int):
+        """The chunks (see :meth:`_chunks`) and one flat float32 column buffer big
+        enough for the largest of them."""
+        chunks = list(self._chunks(n_images, k, oh, ow))
         size = max((nb * k * ohn * ow for _, nb, _, ohn in chunks), default=0)  # 0: no images
-        return self.xp.empty(size, dtype=np.float32)
+        return chunks, self.xp.empty(size, dtype=np.float32)
 
     def _im2col_sizes(self, x_shape, window, chunk) -> tuple:
         """The int arguments both im2col kernels take, after their two arrays.
@@ -208,8 +210,7 @@ class KernelBackend:
         y = self.xp.empty((n, c_out, oh, ow), dtype=np.float32)
         check_fits_int32(op, x.size, y.size)
         k = c * kh * kw
-        chunks = list(self._chunks(n, k, oh, ow))
-        col = self._column_buffer(chunks, k, ow)
+        chunks, col = self._chunks_and_buffer(n, k, oh, ow)
         weights = Matrix(w, c_out, k)
         for n0, nb, oh0, ohn in chunks:
             ncol = ohn * ow  # columns per image in this chunk
@@ -234,8 +235,7 @@ class KernelBackend:
         gx = self.xp.zeros((n, c, h, wd), dtype=np.float32)
         check_fits_int32(op, gx.size, gy.size)
         k = c * kh * kw
-        chunks = list(self._chunks(n, k, oh, ow))
-        col = self._column_buffer(chunks, k, ow)
+        chunks, col = self._chunks_and_buffer(n, k, oh, ow)
         weights = Matrix(w, c_out, k)
         for n0, nb, oh0, ohn in chunks:
             columns = Matrix(col, k, ohn * ow, batch_stride=k * ohn * ow)
@@ -258,8 +258,7 @@ class KernelBackend:
             )
         check_fits_int32(op, x.size, gy.size)
         k = c * kh * kw
-        chunks = list(self._chunks(n, k, oh, ow))
-        col = self._column_buffer(chunks, k, ow)
+        chunks, col = self._chunks_and_buffer(n, k, oh, ow)
         # gw is a small matrix (C_out x K) but a long sum over every pixel of every
         # image: few output tiles, each walking a very long inner dimension, would
         # leave most of a GPU idle.  Split-K: cut the sum over a chunk's pixels into

@@ -190,6 +190,19 @@ class _Fold(Function):
         return self.backend.im2col(gy, *self.options)
 
 
+def _with_batch(op, input, ndim: int, layout: str):
+    """``input`` with its batch axis, and whether it came without one: PyTorch's unfold
+    and fold also take a single sample (``ndim - 1`` axes, no N)."""
+    check_tensor(op, "input", input)
+    if input.ndim == ndim:
+        return input, False
+    if input.ndim == ndim - 1:
+        return input.reshape(1, *input.shape), True
+    raise ValueError(
+        f"{op}: input must be {ndim}-D {layout} or {ndim - 1}-D without N, got shape {input.shape}"
+    )
+
+
 def _window_arguments(op, shapes, kernel_size, dilation, padding, stride):
     """unfold's and fold's window pairs: (kernel, stride, padding, dilation)."""
     return (
@@ -210,12 +223,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     A 3-D input (C, H, W) gives a 2-D result, as in PyTorch.
     """
     op = "unfold"
-    check_tensor(op, "input", input)
-    if input.ndim not in (3, 4):
-        raise ValueError(
-            f"{op}: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {input.shape}"
-        )
-    x = input if input.ndim == 4 else input.reshape(1, *input.shape)
+    x, unbatched = _with_batch(op, input, 4, "(N, C, H, W)")
     shapes = f"input {input.shape}"
     kernel, stride, padding, dilation = _window_arguments(
         op, shapes, kernel_size, dilation, padding, stride
@@ -225,7 +233,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     cols = _Unfold.apply(
         x, kernel=kernel, stride=stride, padding=padding, dilation=dilation, backend=backend
     )
-    return cols if input.ndim == 4 else cols.reshape(*cols.shape[1:])
+    return cols.reshape(*cols.shape[1:]) if unbatched else cols
 
 
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
@@ -237,12 +245,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Te
     A 2-D input (C·kh·kw, L) gives a 3-D result, as in PyTorch.
     """
     op = "fold"
-    check_tensor(op, "input", input)
-    if input.ndim not in (2, 3):
-        raise ValueError(
-            f"{op}: input must be 3-D (N, C*kh*kw, L) or 2-D (C*kh*kw, L), got shape {input.shape}"
-        )
-    cols = input if input.ndim == 3 else input.reshape(1, *input.shape)
+    cols, unbatched = _with_batch(op, input, 3, "(N, C*kh*kw, L)")
     shapes = f"input {input.shape}, output_size {output_size!r}"
     output_hw = geometry.positive_pair(output_size, "output_size", op, shapes)
     kernel, stride, padding, dilation = _window_arguments(
@@ -271,4 +274,4 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Te
         dilation=dilation,
         backend=backend,
     )
-    return y if input.ndim == 3 else y.reshape(*y.shape[1:])
+    return y.reshape(*y.shape[1:]) if unbatched else y
