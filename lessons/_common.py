@@ -140,7 +140,7 @@ def savefig(fig, args: argparse.Namespace, name: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, dpi=60 if args.quick else 110, bbox_inches="tight")  # quick: tests
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
