@@ -11,6 +11,8 @@ The names most programs need are here, as in PyTorch::
 
 (``minidl.tensor`` is the function that makes a Tensor; the file that defines it
 is ``minidl/tensor.py``, imported as ``from minidl.tensor import Tensor``.)
+The other makers (``zeros``, ``randn``, ``arange``, ``manual_seed`` ...) live in
+``minidl/creation.py``.  ``docs/from_pytorch.md`` lists what differs from PyTorch.
 Models, weights and images live in their own modules (``minidl.models``,
 ``minidl.weights``, ``minidl.image``) so that ``import minidl`` stays quick.
 """
