@@ -42,7 +42,7 @@ def test_manual_sgd_fits_a_linear_regression_like_lstsq():
             w.grad.zero_()
             b.grad.zero_()
 
-    assert id(w) == w_id and w.requires_grad and b.requires_grad  # updated in place
+    assert id(w) == w_id and w.is_leaf and w.requires_grad and b.requires_grad  # in place
     design = np.hstack([X_np, np.ones((len(X_np), 1))])
     solution = np.linalg.lstsq(design, y_np, rcond=None)[0]
     np.testing.assert_allclose(w.numpy(), solution[:3], atol=1e-4)
@@ -151,6 +151,8 @@ def test_copy_converts_broadcasts_and_passes_the_gradient_to_the_source():
     single = minidl.zeros(3)  # float32
     single.copy_(src.detach())
     assert single.dtype == np.float32 and single.numpy().tolist() == [1.0, 2.0, 3.0]
+    elsewhere = minidl.zeros(3, device="cuda-emu").copy_(single * 2)  # across devices too
+    assert elsewhere.device == "cuda-emu" and elsewhere.numpy().tolist() == [2.0, 4.0, 6.0]
 
 
 def test_changing_a_saved_value_in_place_makes_backward_refuse():
