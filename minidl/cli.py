@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -14,8 +15,6 @@ import minidl.commands
 # parsed arguments.
 COMMAND_MODULES = (
     "minidl.bench",
-    "minidl.doctor",
-    "minidl.weights",
     "minidl.features",
 )
 
@@ -43,10 +42,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args) or 0
+        status = args.func(args) or 0
+        sys.stdout.flush()  # a closed pipe shows up here, not at exit where it can't be caught
+        return status
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`minidl doctor | head -1`): not an error of ours.  As
+        # Python's docs recommend (signal module, "Note on SIGPIPE"), point stdout at
+        # devnull so the flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minidl import weights
 from minidl.cli import main
 from minidl.features import activation_stats, strongest_channels
 from minidl.image import save_image
 from minidl.models import vgg16
+from minidl.weights import download
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_weights_file_and_stats(tmp_path, image_file, capsys):
 
 def test_no_weights_found_is_an_error(tmp_path, image_file, capsys, monkeypatch):
     monkeypatch.delenv("MINIDL_WEIGHTS", raising=False)
-    monkeypatch.setattr(weights, "PROJECT_WEIGHTS_DIR", tmp_path / "no_weights")
+    monkeypatch.setattr(download, "PROJECT_WEIGHTS_DIR", tmp_path / "no_weights")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     status, _, stderr = run(capsys, image_file, "--out", tmp_path / "out")
     assert status == 1

@@ -1,5 +1,7 @@
 """Tests for minidl.weights: readers, writer, errors, find_weights, fetch, CLI.
 
+Keras 3 names and order: test_weights_keras3.py; hostile files: test_weights_untrusted.py.
+
 Every file is tiny and written here, in tmp_path; the download tests talk to a
 local HTTP server on 127.0.0.1, never to the network.
 """
@@ -7,6 +9,7 @@ local HTTP server on 127.0.0.1, never to the network.
 import hashlib
 import http.server
 import threading
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -18,6 +21,7 @@ from minidl.weights import (
     DownloadError,
     WeightsError,
     check_state_dict,
+    download,
     fetch,
     find_weights,
     load_weights,
@@ -38,6 +42,31 @@ def conv(kh, kw, c_in, c_out):
 def dense(n_in, n_out):
     """A Keras-style dense layer: kernel (in, out) and bias (out,)."""
     return [RNG.standard_normal((n_in, n_out)).astype(np.float32), np.zeros(n_out, np.float32)]
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A dataset declared with a shape and a fill value and no data written: HDF5
+    stores no values for it, so the file stays tiny whatever the shape claims."""
+
+    shape: tuple
+    fill: float = 0.0
+    dtype: str = "float32"
+    compression: str | None = None
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+
+def create(group, name, array):
+    """``group[name] = array``, where ``array`` may also be a :class:`Declared`."""
+    if isinstance(array, Declared):
+        chunks = array.shape[:-1] + (min(array.shape[-1], 64),) if array.compression else None
+        return group.create_dataset(name, shape=array.shape, dtype=array.dtype,
+                                    fillvalue=array.fill, compression=array.compression,
+                                    chunks=chunks)  # fmt: skip
+    return group.create_dataset(name, data=array)
 
 
 # A tiny VGG-like network: layer name -> weights ([] for layers without any).
@@ -71,17 +100,47 @@ def write_keras2(path, layers, nested=False):
             names = [f"{layer}{sep}{s}" for s in suffixes[: len(arrays)]]
             group.attrs["weight_names"] = np.array([n.encode() for n in names], dtype="S")
             for name, array in zip(names, arrays):
-                group.create_dataset(name, data=array)
+                create(group, name, array)
     return path
 
 
-def write_keras3(path, layers):
-    """Write ``layers`` in the Keras 3 layout: layers/<name>/vars/0 (kernel), vars/1 (bias)."""
+# Keras 3 names a layer's group after its class (snake_case) and a per-class counter.
+KERAS3_CLASS = {"input": "input_layer", "pool": "max_pooling2d", "flatten": "flatten"}
+
+
+def keras3_class(layer, arrays):
+    """The Keras class of one of our test layers, as Keras 3 names its group."""
+    if arrays:
+        return "conv2d" if arrays[0].ndim == 4 else "dense"
+    return next(cls for word, cls in KERAS3_CLASS.items() if word in layer)
+
+
+def write_keras3(path, layers, names=True, model_name="vgg16"):
+    """Write ``layers`` the way Keras 3's ``model.save_weights("x.weights.h5")`` does.
+
+    From keras/src/saving/saving_lib.py (``_save_state``, ``_save_container_state``,
+    ``H5IOStore``): the model's own variables go to a root group ``vars`` (empty
+    here); each layer of ``model.layers`` gets a group ``layers/<class>[_<k>]``
+    named by its class in snake_case and a counter per class (``conv2d``,
+    ``conv2d_1``, ..., ``max_pooling2d``, ...), never by its name, holding a group
+    ``vars`` with its variables as ``0``, ``1``, ... (kernel, bias).  Layers
+    without weights still get an empty ``vars``.  From Keras 3.6 on (``names``),
+    each ``vars`` group carries the layer's name in ``attrs["name"]``.  h5py lists
+    groups alphabetically, so ``conv2d_10`` comes before ``conv2d_2``.
+    """
+    counters = {}
     with h5py.File(path, "w") as f:
+        root = f.create_group("vars")
+        if names:
+            root.attrs["name"] = model_name
         for layer, arrays in layers.items():
-            variables = f.create_group(f"layers/{layer}/vars")
+            cls = keras3_class(layer, arrays)
+            k = counters[cls] = counters.get(cls, -1) + 1
+            variables = f.create_group(f"layers/{cls}{f'_{k}' if k else ''}/vars")
+            if names:
+                variables.attrs["name"] = layer
             for i, array in enumerate(arrays):
-                variables.create_dataset(str(i), data=array)
+                create(variables, str(i), array)
         f.create_group("optimizer/vars")
     return path
 
@@ -151,6 +210,9 @@ def test_keras2_whole_model_file_with_model_weights_group(tmp_path):
 
 def test_keras3_layout(tmp_path):
     path = write_keras3(tmp_path / "vgg.weights.h5", WITH_TOP)
+    with h5py.File(path) as f:  # the layout we mean to test
+        assert f["layers/conv2d_1/vars"].attrs["name"] == "block1_conv2"
+        assert "layers/dense_2/vars/1" in f and "layers/max_pooling2d/vars" in f
     info = read_weights(path)
     assert info.layout == "keras3"
     assert_state_equal(info.state_dict, expected_conv_state(NOTOP))
@@ -288,7 +350,7 @@ def places(tmp_path, monkeypatch):
     project = tmp_path / "project_weights"
     cache_home = tmp_path / "cache"
     project.mkdir()
-    monkeypatch.setattr(weights, "PROJECT_WEIGHTS_DIR", project)
+    monkeypatch.setattr(download, "PROJECT_WEIGHTS_DIR", project)
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     monkeypatch.delenv("MINIDL_WEIGHTS", raising=False)
     (cache_home / "minidl").mkdir(parents=True)
@@ -444,8 +506,9 @@ def test_cli_info(tmp_path, capsys):
 
 def test_cli_info_bad_file(tmp_path, capsys):
     (tmp_path / "x.h5").write_text("no")
-    assert main(["weights", "info", str(tmp_path / "x.h5")]) == 1
-    assert "not an HDF5 file" in capsys.readouterr().err
+    assert main(["weights", "info", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "x.h5: not an HDF5 file" in err
 
 
 def test_cli_fetch_existing_file(tmp_path, capsys):

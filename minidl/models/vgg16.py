@@ -231,7 +231,8 @@ def vgg16(
     model = VGG16(pooling=pooling, seed=seed)
     if weights is not None:
         path = find_weights() if str(weights) == "auto" else weights
-        model.load_state_dict(load_weights(path), strict=True, source=str(path))
+        expected = {name: p.shape for name, p in model.named_parameters()}  # checked before reading
+        model.load_state_dict(load_weights(path, expected=expected), strict=True, source=str(path))
     return model.to(device).eval().requires_grad_(False)
 
 

@@ -167,7 +167,10 @@ class Module:
         """Load weights from any supported HDF5 file (see minidl.weights)."""
         from minidl.weights import load_weights
 
-        return self.load_state_dict(load_weights(path), strict=strict, source=str(path))
+        # Strict: the file's declared shapes are checked against ours before anything is read.
+        expected = {k: t.shape for k, t in self._state_tensors().items()} if strict else None
+        return self.load_state_dict(load_weights(path, expected=expected), strict=strict,
+                                    source=str(path))
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__}({self.extra_repr()}"]

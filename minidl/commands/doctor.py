@@ -7,7 +7,8 @@
 
 followed by the tools the kernels are built with (g++ for the emulator; nvcc is
 optional -- CuPy compiles the kernels itself with NVRTC -- but the tests use it to
-check that every kernel is valid CUDA).
+check that every kernel is valid CUDA), and whether the pretrained VGG16 weights
+were found, and where.
 """
 
 from __future__ import annotations
@@ -56,6 +57,23 @@ def check_cuda_emu() -> tuple[bool, str]:
 CHECKS = (("cpu", check_cpu), ("cuda", check_cuda), ("cuda-emu", check_cuda_emu))
 
 
+def check_vgg16_weights() -> tuple[bool, str]:
+    """Where :func:`find_weights` finds the VGG16 file, and whether its metadata reads."""
+    from minidl.weights import LAYOUT_DESCRIPTIONS, WeightsError, find_weights, inspect_weights
+
+    try:
+        path = find_weights("vgg16")
+    except FileNotFoundError as exc:
+        # One line: "no vgg16 weights found; looked in: A; B. Run `minidl weights fetch ...`"
+        return False, str(exc).replace(":\n  ", ": ").replace("\n  ", "; ").replace("\n", ". ")
+    try:
+        info = inspect_weights(path)
+    except (WeightsError, OSError) as exc:
+        return False, f"{path} is not usable: {exc}"
+    layout = LAYOUT_DESCRIPTIONS[info.layout].split(" (")[0]
+    return True, f"{path} ({layout}, {info.num_parameters:,} parameters)"
+
+
 def run_doctor(args=None) -> int:
     """Print one line per device and the build tools; return 0 (information only)."""
     print(f"minidl doctor -- Python {platform.python_version()} on {platform.platform()}")
@@ -74,6 +92,10 @@ def run_doctor(args=None) -> int:
     print(
         f"  nvcc  {nvcc or 'not found (optional: CuPy compiles kernels with NVRTC; tests use nvcc to check them)'}"
     )
+    print()
+    print("weights:")
+    ok, where = check_vgg16_weights()
+    print(f"  vgg16  {'yes' if ok else 'no ':<4} {where}")
     sys.stdout.flush()
     return 0
 
