@@ -359,6 +359,21 @@ def test_gemm_kernel_beta_zero_does_not_read_c(kb, trans_a):
     assert_close(c, (a.T if trans_a else a) @ b, "sgemm beta=0 over NaN")
 
 
+def test_matrix_records_say_where_a_matrix_lies():
+    """A Matrix is (array, rows, cols, ld, offset, batch stride, transposed); gemm checks
+    that the three records chain before anything is launched."""
+    buf = np.zeros(40, np.float32)
+    band = Matrix(buf, 2, 6, ld=8, offset=1)
+    assert band.shape == (2, 6) and band.T.shape == (6, 2) and band.T.T == band
+    halves = band.column_slices(3)  # matrix z = columns 3z .. 3z+2
+    assert (halves.cols, halves.ld, halves.batch_stride, halves.offset) == (3, 8, 3, 1)
+    tail = band.columns(4, 2)
+    assert (tail.cols, tail.ld, tail.offset) == (2, 8, 5)
+    kb = cuda_glue.KernelBackend("test", np, module_loader=None)
+    with pytest.raises(ValueError, match=r"gemm: shapes do not chain: c \(2, 2\) = a \(2, 6\) · b \(2, 2\)"):
+        kb.gemm(Matrix(buf, 2, 2), band, Matrix(buf, 2, 2))
+
+
 # ----------------------------------------------------------------- errors
 
 
