@@ -1,7 +1,8 @@
 # %% [markdown]
 # # Lesson 01 — Autograd: a small graph by hand, the topological walk, gradcheck
 #
-# Run time (2-core laptop CPU): about 3 s by default, 2 s with `--quick`.
+# Run time (2-core laptop CPU, measured, Python start-up included): about 2 s by default,
+# 2 s with `--quick`.
 #
 # Every later lesson leans on one promise: call `loss.backward()` and every tensor
 # with `requires_grad=True` receives d loss / d itself in `.grad`.  This lesson

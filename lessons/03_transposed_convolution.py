@@ -1,7 +1,8 @@
 # %% [markdown]
 # # Lesson 03 — Transposed convolution, three ways (and why it is not a "deconvolution")
 #
-# Run time (2-core laptop CPU): about 4 s by default, 2 s with `--quick`.
+# Run time (2-core laptop CPU, measured, Python start-up included): about 4 s by default,
+# 3 s with `--quick`.
 #
 # Lesson 02 wrote conv2d as a matrix: y = C x.  The *transposed convolution* is the
 # map y ↦ Cᵀ y.  It takes a small map back to the size of the big one, which is why

@@ -1,9 +1,9 @@
 # %% [markdown]
 # # Lesson 04 — Inside the kernels: im2col, GEMM, and the same on a (emulated) GPU
 #
-# Run time (2-core laptop CPU): about 4 s by default, on cpu or `--device cuda-emu`
-# (the emulator's first run compiles the kernels with g++: add up to a minute);
-# `--quick` about 3 s.
+# Run time (2-core laptop CPU, measured, Python start-up included): about 2 s by default,
+# on cpu or `--device cuda-emu` (the emulator's first run compiles the kernels with g++:
+# add about 20 s); `--quick` about 2 s.
 #
 # Lesson 02's matrix C is almost all zeros.  Real implementations keep only the
 # kernel's taps, by turning the convolution into one dense matrix product:

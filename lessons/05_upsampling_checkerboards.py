@@ -1,7 +1,8 @@
 # %% [markdown]
 # # Lesson 05 — Upsampling and checkerboard artifacts
 #
-# Run time (2-core laptop CPU): about 4 s by default, 2 s with `--quick`.
+# Run time (2-core laptop CPU, measured, Python start-up included): about 5 s by default,
+# 3 s with `--quick`.
 #
 # Decoders and GAN generators upsample with transposed convolutions, and their images
 # often carry a faint checkerboard.  Odena, Dumoulin & Olah ("Deconvolution and

@@ -1,7 +1,8 @@
 # %% [markdown]
 # # Lesson 06 — Max pooling, switches and unpooling
 #
-# Run time (2-core laptop CPU): about 3 s by default, 2 s with `--quick`.
+# Run time (2-core laptop CPU, measured, Python start-up included): about 3 s by default,
+# 3 s with `--quick`.
 #
 # Max pooling keeps the largest value of each window and forgets *where* it was.
 # Zeiler & Fergus's deconvnet (lesson 08) needs to undo a pooling layer on the way
