@@ -16,15 +16,14 @@
 #    catch a deliberately wrong backward.
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
+from _common import check, finish, savefig, setup
 
 import minidl
 import minidl.functional as F
 from minidl.autograd import Function, topological_order
 from minidl.gradcheck import GradcheckError
-
-from _common import check, finish, savefig, setup
 
 args = setup(__file__, "Lesson 01: autograd by hand, the topological walk, gradcheck")
 
@@ -111,13 +110,13 @@ edges = [(0, 3), (1, 3), (2, 3), (3, 4), (4, 5)]
 fig, ax = plt.subplots(figsize=(8, 3))
 for label, value, grad, (px, py) in boxes:
     ax.text(px, py + 0.12, label, ha="center", fontsize=10, weight="bold",
-            bbox=dict(boxstyle="round", fc="#eef", ec="#446"))
+            bbox={"boxstyle": "round", "fc": "#eef", "ec": "#446"})
     ax.text(px, py - 0.18, f"{value:+.3f}", ha="center", fontsize=9)
     ax.text(px, py - 0.38, f"∂L = {grad:+.3f}", ha="center", fontsize=9, color="crimson")
 for i, j in edges:
     (x0, y0), (x1, y1) = boxes[i][3], boxes[j][3]
     ax.annotate("", xy=(x1 - 0.45, y1), xytext=(x0 + 0.3, y0),
-                arrowprops=dict(arrowstyle="->", color="gray"))
+                arrowprops={"arrowstyle": "->", "color": "gray"})
 ax.set_xlim(-0.6, 4.9)
 ax.set_ylim(-0.7, 2.5)
 ax.axis("off")

@@ -17,13 +17,12 @@
 # Prerequisites: lesson 01 (autograd). Exercise: `lessons/exercises/02_convolution.py`.
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
+from _common import check, finish, savefig, setup
 
 import minidl
 import minidl.functional as F
-
-from _common import check, finish, savefig, setup
 
 args = setup(__file__, "Lesson 02: convolution as a matrix")
 f64 = np.float64
@@ -96,7 +95,7 @@ check("each row is the kernel, laid out along the input's rows",
 # matrix.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 2.8), gridspec_kw=dict(width_ratios=[1, 4]))
+fig, axes = plt.subplots(1, 2, figsize=(11, 2.8), gridspec_kw={"width_ratios": [1, 4]})
 axes[0].imshow(kernel, cmap="viridis")
 axes[0].set_title("kernel K (3x3)")
 for (i, j), v in np.ndenumerate(kernel):

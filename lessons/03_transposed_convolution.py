@@ -24,14 +24,13 @@
 # %%
 import itertools
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
+from _common import check, finish, savefig, setup
 
 import minidl
 import minidl.functional as F
 from minidl.data import sample
-
-from _common import check, finish, savefig, setup
 
 args = setup(__file__, "Lesson 03: transposed convolution three ways")
 f64 = np.float64
@@ -106,7 +105,7 @@ def output_size(i, k, s, p, d, op):
 
 def view_matrix(x, w, s, p, d, op):
     """View 1: build C of the conv2d that maps the output back to x's shape, apply Cᵀ."""
-    c_in, c_out, k, _ = w.shape
+    _, c_out, k, _ = w.shape
     out = output_size(x.shape[2], k, s, p, d, op)
     columns = []
     for j in range(c_out * out * out):
@@ -132,7 +131,7 @@ def view_painting(x, w, s, p, d, op):
 
 def view_direct(x, w, s, p, d, op):
     """View 3: conv2d of the zero-stuffed, padded input with the flipped, channel-swapped kernel."""
-    c_in, c_out, k, _ = w.shape
+    c_in, _, k, _ = w.shape
     n = x.shape[2]
     stuffed = np.zeros((1, c_in, (n - 1) * s + 1, (n - 1) * s + 1))
     stuffed[:, :, ::s, ::s] = x
@@ -165,7 +164,7 @@ for c_in, k, s, p, d, op in cases:
 x1 = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
 w1 = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
 out1, padded1 = view_direct(x1, w1, 2, 1, 1, 0)
-fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), gridspec_kw=dict(width_ratios=[7, 3, 5]))
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), gridspec_kw={"width_ratios": [7, 3, 5]})
 for ax, img, title in ((axes[0], padded1[0, 0], "zero-stuffed, padded input (7x7)"),
                        (axes[1], w1[0, 0, ::-1, ::-1], "flipped kernel"),
                        (axes[2], out1[0, 0], "= conv_transpose2d (5x5)")):
@@ -189,7 +188,7 @@ savefig(fig, args, "zero_stuffed_view.png")
 
 # %%
 sweep = itertools.product(range(1, 8 if args.quick else 10), range(1, 5), range(1, 4),
-                          range(0, 3), range(1, 3))
+                          range(3), range(1, 3))
 tried, wrong, remainders = 0, [], {}
 for i, k, s, p, d in sweep:
     span = d * (k - 1) + 1

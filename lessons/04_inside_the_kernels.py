@@ -24,8 +24,9 @@
 # %%
 import re
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
+from _common import available, check, finish, savefig, setup
 from matplotlib.patches import Rectangle
 
 import minidl
@@ -33,8 +34,6 @@ import minidl.functional as F
 from minidl.backends import get_backend
 from minidl.backends.gemm import Matrix
 from minidl.paths import kernels_dir
-
-from _common import available, check, finish, savefig, setup
 
 args = setup(__file__, "Lesson 04: im2col, GEMM and the CUDA kernels",
              devices=("cpu", "cuda-emu", "cuda"))
@@ -147,7 +146,7 @@ check("the micro-tiles cover the block's tile (GEMM_MICRO * GEMM_THREADS == GEMM
 
 # %%
 M, N, K = 96, 196, 27                      # e.g. 96 filters, a 14x14 output, 3 channels x 3x3
-fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), gridspec_kw=dict(width_ratios=[1.6, 1, 1.4]))
+fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), gridspec_kw={"width_ratios": [1.6, 1, 1.4]})
 ax = axes[0]
 ax.add_patch(Rectangle((0, 0), N, M, fc="#eef", ec="k"))
 for by in range(-(-M // TILE)):

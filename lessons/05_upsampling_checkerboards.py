@@ -18,14 +18,13 @@
 # Prerequisites: lesson 03.
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
+from _common import check, finish, savefig, setup
 
 import minidl
 import minidl.functional as F
 from minidl.data import sample
-
-from _common import check, finish, savefig, setup
 
 args = setup(__file__, "Lesson 05: upsampling and checkerboard artifacts")
 f64 = np.float64
@@ -133,7 +132,7 @@ for ax, spec, title in ((axes[0], spec3, "k3 s2"), (axes[1], spec4, "k4 s2")):
     ax.set_title(f"{title}: log |FFT| of the overlap map")
     ax.set_xlabel("cycles / pixel")
 axes[0].annotate("Nyquist", xy=(-0.5, 0), xytext=(-0.3, 0.3), color="w",
-                 arrowprops=dict(arrowstyle="->", color="w"))
+                 arrowprops={"arrowstyle": "->", "color": "w"})
 savefig(fig, args, "overlap_fft.png")
 
 # %% [markdown]

@@ -18,15 +18,14 @@
 # Prerequisites: lesson 03 (adjoints).  Exercise: `lessons/exercises/06_pooling.py`.
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
+from _common import check, finish, savefig, setup
 from matplotlib.patches import Rectangle
 
 import minidl
 import minidl.functional as F
 from minidl.data import sample
-
-from _common import check, finish, savefig, setup
 
 args = setup(__file__, "Lesson 06: max pooling, switches and unpooling")
 f64 = np.float64
@@ -78,7 +77,7 @@ def draw_grid(ax, values, title, highlight=None, step=2, dots=False):
 
 mask = np.zeros((8, 8), bool)
 mask[rows, cols] = True
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), gridspec_kw=dict(width_ratios=[8, 4, 8]))
+fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), gridspec_kw={"width_ratios": [8, 4, 8]})
 draw_grid(axes[0], grid, "x: 2x2 windows, maxima (switches) in red", mask)
 draw_grid(axes[1], pooled.numpy()[0, 0], "max_pool2d(x, 2)", step=1)
 draw_grid(axes[2], u, "max_unpool2d(pooled, switches, 2)", mask, dots=True)

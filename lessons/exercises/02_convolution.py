@@ -9,10 +9,10 @@ gradcheck on conv2d().  Do not call F.conv2d, F.unfold or F.conv_transpose2d her
 the point is to build the operation yourself.
 """
 
-import numpy as np
+import numpy as np  # noqa: F401  (the usual imports, for your solution)
 
-import minidl
-import minidl.functional as F
+import minidl  # noqa: F401
+import minidl.functional as F  # noqa: F401
 
 
 def corr2d(X, K):

@@ -8,10 +8,10 @@ The grader compares them with F.tv_loss and with minidl.inversion.optimize.tv_be
 and alpha_norm, and runs gradcheck on each.  Use Tensor operations only.
 """
 
-import numpy as np
+import numpy as np  # noqa: F401  (the usual imports, for your solution)
 
-import minidl
-import minidl.functional as F
+import minidl  # noqa: F401
+import minidl.functional as F  # noqa: F401
 
 B = 80.0       # the spread of a natural image's centred pixel values (VGG input scale)
 V = B / 6.5    # the typical difference between neighbouring pixels

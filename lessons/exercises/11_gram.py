@@ -9,10 +9,10 @@ of minidl.style.gatys.stylize_loss, and runs gradcheck on both.  Do not call
 F.gram_matrix in gram_matrix (you may use your own gram_matrix in gram_loss).
 """
 
-import numpy as np
+import numpy as np  # noqa: F401  (the usual imports, for your solution)
 
-import minidl
-import minidl.functional as F
+import minidl  # noqa: F401
+import minidl.functional as F  # noqa: F401
 
 
 def gram_matrix(x):

@@ -9,10 +9,10 @@ minidl.style.gatys.stylize_loss (weights 1) and runs gradcheck on both.  You may
 F.gram_matrix and F.mse_loss.
 """
 
-import numpy as np
+import numpy as np  # noqa: F401  (the usual imports, for your solution)
 
-import minidl
-import minidl.functional as F
+import minidl  # noqa: F401
+import minidl.functional as F  # noqa: F401
 
 
 def content_loss(feature, target):
