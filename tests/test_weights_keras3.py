@@ -5,6 +5,7 @@ in ``vars.attrs["name"]`` (Keras >= 3.6), alone or inside a ``.keras`` archive."
 import io
 import json
 import zipfile
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -21,7 +22,7 @@ from test_weights import (
 from minidl.cli import main
 from minidl.models import vgg16
 from minidl.models.vgg16 import BLOCK_CHANNELS
-from minidl.weights import WeightsError, inspect_weights, load_weights, read_weights
+from minidl.weights import WeightsError, inspect_weights, load_weights, read_weights, reader
 
 # Twelve convolutions in four blocks, so that the groups conv2d_10 and conv2d_11 exist.
 DEEP = {"input_layer": []}
@@ -184,3 +185,15 @@ def test_zip_without_weights_and_truncated_archive(tmp_path):
     cut.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(WeightsError, match=r"cut\.keras: not an HDF5 file or a \.keras archive"):
         read_weights(cut)
+
+
+def test_compressed_archive_that_would_not_fit_on_disk(tmp_path, monkeypatch):
+    weights_h5 = h5_bytes(tmp_path, DEEP)
+    path = keras_archive(tmp_path / "m.keras", weights_h5, compression=zipfile.ZIP_DEFLATED)
+    monkeypatch.setattr(reader.shutil, "disk_usage", lambda _: SimpleNamespace(free=9))
+    with pytest.raises(
+        WeightsError,
+        match=r"m\.keras: model\.weights\.h5 is compressed and would "
+        rf"take {len(weights_h5):,} bytes unpacked; only 9",
+    ):
+        read_weights(path)

@@ -17,7 +17,9 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import struct
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,9 +216,16 @@ def _keras_archive(path: Path):
         if info.compress_type == zipfile.ZIP_STORED:  # as Keras writes it
             with open(path, "rb") as raw:
                 yield _StoredMember(raw, info), metadata
-        else:  # re-zipped with compression: correct, but h5py's seeks make it slow
-            with archive.open(info) as member:
-                yield member, metadata
+        else:  # re-zipped with compression: inflate once, as h5py seeks back and forth
+            free = shutil.disk_usage(tempfile.gettempdir()).free
+            if info.file_size > free:
+                raise WeightsError(
+                    f"{path}: {KERAS_ARCHIVE_WEIGHTS} is compressed and would take "
+                    f"{info.file_size:,} bytes unpacked; only {free:,} are free for it"
+                )
+            with archive.open(info) as member, tempfile.TemporaryFile() as copy:
+                shutil.copyfileobj(member, copy)
+                yield copy, metadata
 
 
 class _StoredMember(io.RawIOBase):
