@@ -197,3 +197,15 @@ def test_compressed_archive_that_would_not_fit_on_disk(tmp_path, monkeypatch):
         rf"take {len(weights_h5):,} bytes unpacked; only 9",
     ):
         read_weights(path)
+
+
+def test_nested_model_is_reported_not_read(tmp_path):
+    path = write_keras3(tmp_path / "outer.weights.h5", DEEP)
+    with h5py.File(path, "a") as f:  # a model used as a layer: its own layers/ inside
+        inner = f.create_group("layers/functional")
+        inner.create_group("vars").attrs["name"] = "backbone"
+        f.copy(f["layers/conv2d"], inner, "layers/conv2d")
+        f.create_group("layers/empty")  # nothing in it: nothing to report
+    info = read_weights(path)
+    assert info.ignored == ["functional"]
+    assert_state_equal(info.state_dict, expected_conv_state(DEEP))

@@ -179,7 +179,8 @@ def read_keras3(f: h5py.File, path: Path, conv_names: list[str] | None = None) -
         group = f["layers"][group_name]
         variables = group.get("vars") if isinstance(group, h5py.Group) else None
         if not isinstance(variables, h5py.Group) or "layers" in group:
-            layout.ignored.append(group_name)  # e.g. a nested model: not something we read
+            if not isinstance(group, h5py.Group) or len(group):
+                layout.ignored.append(group_name)  # e.g. a nested model: not something we read
             continue
         name = variables.attrs.get("name")
         name = name.decode("utf8") if isinstance(name, bytes) else name
