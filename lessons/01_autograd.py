@@ -25,7 +25,7 @@ import minidl.functional as F
 from minidl.autograd import Function, topological_order
 from minidl.gradcheck import GradcheckError
 
-args = setup(__file__, "Lesson 01: autograd by hand, the topological walk, gradcheck")
+args = setup("01_autograd", "Lesson 01: autograd by hand, the topological walk, gradcheck")
 
 # %% [markdown]
 # ## 1. One neuron, forward

@@ -24,7 +24,7 @@ from _common import check, finish, savefig, setup
 import minidl
 import minidl.functional as F
 
-args = setup(__file__, "Lesson 02: convolution as a matrix")
+args = setup("02_convolution_as_matrix", "Lesson 02: convolution as a matrix")
 f64 = np.float64
 
 # %% [markdown]

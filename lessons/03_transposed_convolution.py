@@ -32,7 +32,7 @@ import minidl
 import minidl.functional as F
 from minidl.data import sample
 
-args = setup(__file__, "Lesson 03: transposed convolution three ways")
+args = setup("03_transposed_convolution", "Lesson 03: transposed convolution three ways")
 f64 = np.float64
 rng = np.random.default_rng(3)
 

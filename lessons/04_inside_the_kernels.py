@@ -35,7 +35,7 @@ from minidl.backends import get_backend
 from minidl.backends.gemm import Matrix
 from minidl.paths import kernels_dir
 
-args = setup(__file__, "Lesson 04: im2col, GEMM and the CUDA kernels",
+args = setup("04_inside_the_kernels", "Lesson 04: im2col, GEMM and the CUDA kernels",
              devices=("cpu", "cuda-emu", "cuda"))
 dev = args.device
 dtype = np.float64 if dev == "cpu" else np.float32     # the kernels compute in float32

@@ -26,7 +26,7 @@ import minidl
 import minidl.functional as F
 from minidl.data import sample
 
-args = setup(__file__, "Lesson 05: upsampling and checkerboard artifacts")
+args = setup("05_upsampling_checkerboards", "Lesson 05: upsampling and checkerboard artifacts")
 f64 = np.float64
 rng = np.random.default_rng(5)
 side = 48 if args.quick else 160

@@ -27,7 +27,7 @@ import minidl
 import minidl.functional as F
 from minidl.data import sample
 
-args = setup(__file__, "Lesson 06: max pooling, switches and unpooling")
+args = setup("06_pooling_unpooling", "Lesson 06: max pooling, switches and unpooling")
 f64 = np.float64
 rng = np.random.default_rng(6)
 

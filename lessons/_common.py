@@ -3,16 +3,19 @@
 A lesson starts with::
 
     from _common import check, finish, savefig, setup
-    args = setup(__file__, "what this lesson teaches", devices=("cpu", "cuda-emu", "cuda"))
+    args = setup("03_transposed_convolution", "what it teaches", devices=("cpu", "cuda-emu", "cuda"))
 
-``setup(file, description, devices=("cpu",), extra=None) -> argparse.Namespace``
+``setup(lesson, description, devices=("cpu",), extra=None) -> argparse.Namespace``
+    ``lesson`` is the lesson's file name without ``.py`` (a path such as ``__file__``
+    works too, but a notebook kernel has no ``__file__``, so the lessons spell it out).
     Parses ``--quick`` (small sizes, for the tests), ``--device`` (one of
     ``devices``; only offered when the lesson lists more than one) and ``--out``
     (default ``lessons/out/NN/``, NN from the lesson's file name).  ``args.out`` is a
     ``Path`` that exists.  ``extra(parser)`` may add lesson-specific options.
     A device that cannot run here (no GPU, no compiler) is a one-line error, exit 2.
     Also selects matplotlib's Agg backend, so figures never need a display.
-    In a notebook (Jupyter / VS Code), the kernel's own argv is ignored: defaults.
+    In a notebook (Jupyter / VS Code), the kernel's own argv is ignored (defaults),
+    and figures are shown inline as well as saved.
 
 ``check(claim, actual, expected=None, *, atol=1e-10, rtol=0.0) -> float``
     With ``expected``: asserts ``|actual - expected| <= atol + rtol |expected|``
@@ -52,7 +55,8 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend and shows the figures
+    matplotlib.use("Agg")
 
 WEIGHTS_MISSING = 3  # exit code of a lesson that needs the real VGG16 weights and finds none
 _START = time.perf_counter()
@@ -78,9 +82,9 @@ def available(device: str) -> tuple[bool, str]:
     return False, f"unknown device {device!r}"
 
 
-def setup(file: str, description: str, devices=("cpu",), extra=None) -> argparse.Namespace:
+def setup(lesson: str, description: str, devices=("cpu",), extra=None) -> argparse.Namespace:
     """Parse the lesson's options; make its output folder; see the module docstring."""
-    lesson = Path(file).stem
+    lesson = Path(lesson).stem
     number = lesson.split("_", 1)[0]
     parser = argparse.ArgumentParser(prog=f"python lessons/{lesson}.py", description=description)
     parser.add_argument("--quick", action="store_true",
@@ -133,7 +137,8 @@ def check(claim: str, actual, expected=None, *, atol: float = 1e-10, rtol: float
 
 
 def savefig(fig, args: argparse.Namespace, name: str) -> Path:
-    """Write the figure to ``args.out / name`` atomically, close it, name it in the console."""
+    """Write the figure to ``args.out / name`` atomically, close it (except in a notebook),
+    name it in the console."""
     import matplotlib.pyplot as plt
 
     path = Path(args.out) / name
@@ -145,7 +150,8 @@ def savefig(fig, args: argparse.Namespace, name: str) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        plt.close(fig)
+        if not _in_notebook():  # a notebook displays the open figure under the cell
+            plt.close(fig)
     print(f"figure: {path}")
     return path
 
