@@ -156,6 +156,26 @@ for c_in, k, s, p, d, op in cases:
           view_direct(x, w, s, p, d, op)[0], reference, atol=1e-12)
 
 # %% [markdown]
+# View 1 drawn for d2l's example: C is the 4 × 9 matrix of "convolve a 3×3 image with
+# K" (lesson 02); its transpose, 9 × 4, takes the 2×2 input X to the 3×3 result.
+# Column j of Cᵀ is what input pixel j paints — view 2 again.
+
+# %%
+result, C_d2l = view_matrix(X[None, None], K[None, None], 1, 0, 1, 0)
+check("d2l's example through the matrix: Cᵀ · vec(X) == [[0,0,1],[0,4,6],[4,12,9]]", result[0, 0], d2l,
+      atol=0)
+fig, axes = plt.subplots(1, 4, figsize=(12, 3.4), gridspec_kw={"width_ratios": [9, 4, 1.3, 3]})
+for ax, mat, title in ((axes[0], C_d2l, "C (4 x 9)"), (axes[1], C_d2l.T, "Cᵀ (9 x 4)"),
+                       (axes[2], X.reshape(4, 1), "vec(X)"), (axes[3], result[0, 0], "Cᵀ·vec(X), 3x3")):
+    ax.imshow(mat, cmap="Blues", vmin=0, vmax=max(4, mat.max()))
+    for (a, b), v in np.ndenumerate(mat):
+        ax.text(b, a, f"{v:.0f}", ha="center", va="center", fontsize=8)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+savefig(fig, args, "transposed_matrix.png")
+
+# %% [markdown]
 # View 3 drawn for one channel, k3 s2 p1 on a 3×3 input: the input's pixels (blue)
 # sit 2 apart with zeros between them, a border of d(k−1) − p = 1 zero around them;
 # sliding the flipped 3×3 kernel over that gives the 5×5 output.
