@@ -15,7 +15,6 @@ import minidl.commands
 # parsed arguments.
 COMMAND_MODULES = (
     "minidl.bench",
-    "minidl.features",
 )
 
 

@@ -129,4 +129,5 @@ def test_samples(name, shape):
 def test_unknown_sample_lists_names():
     with pytest.raises(ValueError, match="unknown sample image 'mona_lisa'.*starry_night"):
         sample("mona_lisa")
-    assert set(NAMES) == {"starry_night", "the_scream", "shipwreck", "grace_hopper"}
+    assert set(NAMES) == {"starry_night", "the_scream", "shipwreck", "leger", "mondrian",
+                          "red_chalk", "grace_hopper"}

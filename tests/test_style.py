@@ -26,7 +26,7 @@ from minidl.style.colors import match_luminance, rgb_to_yuv
 LOG_KEYS = {"command", "args", "device", "iterations", "final", "seconds",
             "seconds_per_iteration", "peak_rss_mb"}
 # Shallow layers keep the network short: the tests check the plumbing, not the art.
-SHALLOW = dict(content_layers=("block2_conv2",), style_layers=("block1_conv1", "block2_conv1"))
+SHALLOW = {"content_layers": ("block2_conv2",), "style_layers": ("block1_conv1", "block2_conv1")}
 SMALL = dict(size=32, iterations=4, progress=False, **SHALLOW)
 FAST = ("--random", "--size", 32, "--content-layers", "block2_conv2",
         "--style-layers", "block1_conv1,block2_conv1")
@@ -178,10 +178,10 @@ def test_adain_options_reach_the_adain_stylize(tmp_path, capsys, monkeypatch):
                            "--preserve-color", "--decoder", "d.npz",
                            "--style-blend-weights", "1,3", "--size", "64")
     assert status == 0
-    assert seen == dict(method="adain", content="grace_hopper",
-                        styles=["starry_night", "the_scream"], alpha=0.5, preserve_color=True,
-                        decoder="d.npz", style_blend_weights=[1.0, 3.0], size=64,
-                        device="cpu", weights=None)
+    assert seen == {"method": "adain", "content": "grace_hopper",
+                        "styles": ["starry_night", "the_scream"], "alpha": 0.5, "preserve_color": True,
+                        "decoder": "d.npz", "style_blend_weights": [1.0, 3.0], "size": 64,
+                        "device": "cpu", "weights": None}
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -13,8 +13,15 @@ import argparse
 import time
 
 from minidl.runs import (
-    RunInterrupted, atomic_save_image, atomic_write_json, check_log_path, check_output_path,
-    fail, numbered_path, parse_list, save_interrupted,
+    RunInterrupted,
+    atomic_save_image,
+    atomic_write_json,
+    check_log_path,
+    check_output_path,
+    fail,
+    numbered_path,
+    parse_list,
+    save_interrupted,
 )
 from minidl.style.gatys import CONTENT_LAYERS, STYLE_LAYERS
 
@@ -98,11 +105,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _options(args) -> dict:
     """The keyword arguments of ``minidl.style.stylize`` for ``args`` (ValueError if bad)."""
-    common = dict(
-        style_blend_weights=parse_list(args.style_blend_weights, float, "--style-blend-weights"),
-        size=args.size, device=args.device,
-        weights="random" if args.random else args.weights,
-    )
+    common = {
+        "style_blend_weights": parse_list(args.style_blend_weights, float, "--style-blend-weights"),
+        "size": args.size, "device": args.device,
+        "weights": "random" if args.random else args.weights,
+    }
     if args.style_blend_weights and len(common["style_blend_weights"]) != len(args.styles):
         raise ValueError(
             f"--style-blend-weights: got {len(common['style_blend_weights'])} weight(s) "

@@ -1,4 +1,4 @@
-"""Sample images for the lessons: three paintings (style) and one photo (content).
+"""Sample images for the lessons: six paintings (style) and one photo (content).
 
 >>> from minidl.data import sample
 >>> sample("starry_night").shape
@@ -23,6 +23,9 @@ PAINTINGS = {
     "starry_night": "starry_night.jpg",  # Vincent van Gogh, 1889
     "the_scream": "the_scream.jpg",  # Edvard Munch, 1893
     "shipwreck": "shipwreck.jpg",  # J. M. W. Turner, 1805
+    "leger": "leger_contrast_of_forms.jpg",  # Fernand Léger, Contrast of Forms, 1913
+    "mondrian": "mondrian_tableau_2.jpg",  # Piet Mondrian, Tableau No. 2, 1913
+    "red_chalk": "red_chalk_woman_in_peasant_dress.jpg",  # old-master red-chalk study
 }
 NAMES = (*PAINTINGS, "grace_hopper")
 

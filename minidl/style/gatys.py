@@ -73,14 +73,14 @@ def stylize(content, styles, *, style_blend_weights=None, content_layers=CONTENT
     (keys as in :class:`minidl.runs.RunLog`; rows are one per loss evaluation,
     ``i`` counting L-BFGS iterations, 0 being the start).
     """
-    settings = dict(
-        content_layers=list(content_layers), style_layers=list(style_layers),
-        style_layer_weights=style_layer_weights, content_weight=content_weight,
-        style_weight=style_weight, tv_weight=tv_weight, size=size, style_scale=style_scale,
-        init=init if isinstance(init, str) else "array", optimizer=optimizer, lr=lr,
-        iterations=iterations, pooling=pooling, original_colors=original_colors,
-        scales=scales, seed=seed, style_blend_weights=style_blend_weights,
-    )
+    settings = {
+        "content_layers": list(content_layers), "style_layers": list(style_layers),
+        "style_layer_weights": style_layer_weights, "content_weight": content_weight,
+        "style_weight": style_weight, "tv_weight": tv_weight, "size": size, "style_scale": style_scale,
+        "init": init if isinstance(init, str) else "array", "optimizer": optimizer, "lr": lr,
+        "iterations": iterations, "pooling": pooling, "original_colors": original_colors,
+        "scales": scales, "seed": seed, "style_blend_weights": style_blend_weights,
+    }
     styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
     sizes = [int(s) for s in scales] if scales else [size]
     layer_weights = _check_settings(settings, sizes, len(styles))

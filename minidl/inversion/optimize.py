@@ -1,0 +1,185 @@
+"""What a layer keeps: reconstruct an image from one layer's activations alone.
+
+Mahendran & Vedaldi ("Understanding deep image representations by inverting
+them", 2015): given the features Φ₀ = Φ(x₀) of an image at one VGG16 layer,
+start from small random noise and change the pixels x until Φ(x) ≈ Φ₀::
+
+    loss(x) = ‖Φ(x) − Φ₀‖² / ‖Φ₀‖²                   normalised feature error
+            + alpha_weight · mean(|x / B|^α)              keeps pixels in range
+            + tv_weight · mean(((Δᵢx)² + (Δⱼx)²) / V²)^(β/2)   smooth, no speckle
+
+x is in VGG16's input scale (BGR, 0-255, ImageNet mean removed).  Dividing by
+B = 80 (about the spread of a natural image's centred pixel values) and by
+V = B / 6.5 (the typical neighbour difference, their choice) makes both
+regularisers about 1 for a natural image, whatever the image size, so their
+weights mean the same thing at every size.  The feature error is normalised
+by ‖Φ₀‖², so it starts near 1 at every layer.
+
+Defaults (α = 6, β = 2 as in the paper) were found at 224 px on Grace Hopper
+and Starry Night with the real weights, one per layer from block1_conv2 to
+block5_conv3: ``alpha_weight`` 1e-4 (the α-norm only has to stop the pixels
+from running off) and ``tv_weight`` growing with depth, :data:`TV_WEIGHTS`
+per block.  Deeper layers keep less of the image, so more of the picture has
+to come from the prior: without the larger TV weight the deep
+reconstructions fill with high-frequency patterns that match Φ₀ just as well.
+
+Example::
+
+    from minidl.inversion.optimize import invert
+    image, log = invert("grace_hopper", "block3_conv3", iterations=200)
+    log["final"]["feature_error"], log["final"]["ssim"]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+
+import minidl.functional as F
+from minidl import optim
+from minidl.autograd import no_grad
+from minidl.models.vgg16 import LAYER_NAMES, deprocess, preprocess
+from minidl.runs import RunInterrupted, RunLog, load_vgg16, resolve_image
+from minidl.tensor import tensor
+
+B = 80.0  # spread of centred natural-image pixels, 0-255 scale
+V = B / 6.5  # typical difference between neighbouring pixels
+ALPHA_WEIGHT = 1e-4
+#: tv_weight by block (1..5) when none is given: deeper layers lean more on the prior.
+TV_WEIGHTS = {1: 0.05, 2: 0.1, 3: 0.2, 4: 0.5, 5: 1.0}
+#: What ``layers="all"`` means: the last convolution of every block.
+LAST_CONVS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
+
+
+def invert(image, layer, *, size=224, iterations=300, seed=0, device="cpu", weights=None,
+           alpha=6.0, beta=2.0, alpha_weight=None, tv_weight=None, optimizer="lbfgs", lr=1.0,
+           progress=True, model=None):
+    """Reconstruct ``image`` from its ``layer`` features; return ``(image, log)``.
+
+    ``image``: uint8 array, path or bundled name, resized to ``size`` (longest
+    side).  ``alpha_weight`` / ``tv_weight`` default to :data:`ALPHA_WEIGHT` and
+    :data:`TV_WEIGHTS` for the layer's block.  ``weights``: None (find the file),
+    a path, "random" or a built VGG16.  The log's "final" holds "loss",
+    "feature_error" (normalised), "alpha_norm", "tv" (the weighted regulariser
+    terms) and "ssim" (F.ssim against the original, RGB in 0-1).  Ctrl-C raises
+    :class:`minidl.runs.RunInterrupted` with the best image so far.
+    """
+    if layer not in LAYER_NAMES:
+        raise ValueError(f"unknown layer {layer!r}; valid names: {', '.join(LAYER_NAMES)}")
+    if not isinstance(iterations, (int, np.integer)) or iterations < 1:
+        raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
+    if size < 1:
+        raise ValueError(f"size must be a positive integer, got {size}")
+    if optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"optimizer must be lbfgs or adam, got {optimizer!r}")
+    original = resolve_image(image, max_side=size)
+    check_size(original.shape, layer)
+    block = int(layer[len("block")])
+    alpha_weight = ALPHA_WEIGHT if alpha_weight is None else alpha_weight
+    tv_weight = TV_WEIGHTS[block] if tv_weight is None else tv_weight
+    model = model or load_vgg16(weights, device=device)
+
+    settings = {"layer": layer, "size": size, "iterations": iterations, "seed": seed, "alpha": alpha,
+                    "beta": beta, "alpha_weight": alpha_weight, "tv_weight": tv_weight,
+                    "optimizer": optimizer, "lr": lr}
+    log = RunLog("invert", settings, device)
+    log.start()
+    with no_grad():
+        target = model.features(preprocess(original, device), layer)[layer].detach()
+    target_norm = float((target * target).sum())
+    # The optimiser works on y = x / B, pixels of order 1, as Mahendran & Vedaldi do:
+    # in 0-255 units the gradient of a loss near 1 is so small that L-BFGS stalls.
+    rng = np.random.default_rng(seed)
+    start = (rng.standard_normal((1, 3, *original.shape[:2])) / B).astype(np.float32)  # std 1/255
+    y = tensor(start, device=device, requires_grad=True)
+
+    def parts(y):
+        x = y * B
+        diff = model.features(x, layer)[layer] - target
+        feature = (diff * diff).sum() / max(target_norm, 1e-12)
+        return feature, alpha_weight * alpha_norm(x, alpha), tv_weight * tv_beta(x, beta)
+
+    best = {"loss": math.inf, "y": start}
+    from tqdm import tqdm
+
+    bar = tqdm(total=iterations, disable=not progress, file=sys.stderr, leave=False,
+               desc=f"invert {layer}", unit="it")
+
+    def closure():
+        y.grad = None
+        feature, a_norm, tv = parts(y)
+        loss = feature + a_norm + tv
+        loss.backward()
+        row = log.add(len(log.rows), loss=loss, feature_error=feature, alpha_norm=a_norm, tv=tv)
+        if row["loss"] < best["loss"]:
+            best.update(row, y=np.array(_host(y.data)))
+        if row["i"] > 0:
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4g}", error=f"{row['feature_error']:.3g}")
+        return loss
+
+    try:
+        if optimizer == "lbfgs":
+            opt = optim.LBFGS([y], lr=lr, max_iter=iterations, history_size=100,
+                              line_search_fn="strong_wolfe")
+            opt.step(closure)
+            log.extra["stop_reason"] = getattr(opt, "stop_reason", None)
+        else:
+            opt = optim.Adam([y], lr=lr)
+            for _ in range(iterations):
+                closure()
+                opt.step()
+            closure()
+    except KeyboardInterrupt:
+        raise RunInterrupted(deprocess(best["y"] * B), log.finish(**_final(best, original))) from None
+    finally:
+        bar.close()
+    result = deprocess(best["y"] * B)
+    return result, log.finish(**_final(best, original, result))
+
+
+def alpha_norm(x, alpha: float):
+    """mean(|x / B|^α): about 1 for a natural image, large once pixels run off."""
+    return ((x * (1.0 / B)).abs() ** alpha).mean()
+
+
+def tv_beta(x, beta: float):
+    """mean(((Δᵢx)² + (Δⱼx)²) / V²)^(β/2) over the pixels that have both neighbours."""
+    dy = x[:, :, 1:, :-1] - x[:, :, :-1, :-1]
+    dx = x[:, :, :-1, 1:] - x[:, :, :-1, :-1]
+    squared = (dy * dy + dx * dx) * (1.0 / V**2)
+    if beta == 2:
+        return squared.mean()
+    return ((squared + 1e-8) ** (beta / 2)).mean()  # + 1e-8: the slope of s^(β/2) at 0
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """F.ssim of two uint8 RGB images (scaled to 0-1), as a float."""
+    def as_tensor(img):
+        return tensor((img.astype(np.float32) / 255.0).transpose(2, 0, 1)[None].copy())
+    with no_grad():
+        return float(F.ssim(as_tensor(a), as_tensor(b)))
+
+
+def check_size(shape, layer: str) -> None:
+    """ValueError if an image of ``shape`` is too small to reach ``layer``."""
+    deepest = LAYER_NAMES.index(layer)
+    pools = sum(name.endswith("_pool") for name in LAYER_NAMES[: deepest + 1])
+    if min(shape[:2]) < 2**pools:
+        raise ValueError(
+            f"image of {shape[1]}x{shape[0]} pixels is too small for {layer}: it needs at "
+            f"least {2**pools} pixels per side (raise --size)"
+        )
+
+
+def _final(best, original, result=None) -> dict:
+    final = {k: best[k] for k in ("loss", "feature_error", "alpha_norm", "tv") if k in best}
+    if result is not None and min(original.shape[:2]) >= 11:  # SSIM's window is 11 px
+        final["ssim"] = ssim(result, original)
+    return final
+
+
+def _host(array):
+    return array.get() if hasattr(array, "get") else array
