@@ -13,9 +13,7 @@ import minidl.commands
 # Each module named here, and every module in minidl/commands/, has
 # ``register(subparsers)``, which adds its sub-command and sets ``func`` on the
 # parsed arguments.
-COMMAND_MODULES = (
-    "minidl.bench",
-)
+COMMAND_MODULES = ()
 
 
 def command_package_modules() -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """`minidl bench`: one row measured in this process, and the FLOP count."""
 
 import numpy as np
+import pytest
 
 from minidl import bench
 from minidl.models import vgg16
@@ -27,3 +28,47 @@ def test_timing_leaves_the_backend_as_it_was():
     backend = get_backend("cpu")
     bench.bench_vgg16(32, backward=False)
     assert not {"conv2d", "max_pool2d"} & set(vars(backend))
+
+
+def test_a_fresh_process_reports_its_own_peak_not_its_parents():
+    # ru_maxrss survives exec: a child of a big parent would report the parent's peak.
+    big = np.ones(200 * 2**20 // 8)  # 200 MB, touched
+    child = bench.in_fresh_process(bench.peak_rss_mb)
+    assert child is None or child < bench.peak_rss_mb() - 150
+    del big
+
+
+# ------------------------------------------------------------ --compare-torch
+
+
+def _bench_command(argv):
+    """Run ``minidl bench ARGV`` through the command's own parser."""
+    import argparse
+
+    from minidl.commands import bench as command
+
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    args = parser.parse_args(["bench", *argv])
+    return args.func(args)
+
+
+def test_compare_torch_without_torch_says_so(monkeypatch, capsys):
+    from minidl import bench_torch
+
+    monkeypatch.setattr(bench_torch.importlib.util, "find_spec", lambda name: None)
+    assert _bench_command(["--compare-torch"]) == 2
+    err = capsys.readouterr().err
+    assert "PyTorch is not installed" in err and "optional" in err
+
+
+def test_compare_torch_runs_both_on_the_same_work(monkeypatch):
+    pytest.importorskip("torch")
+    from minidl import bench_torch
+
+    monkeypatch.delenv("MINIDL_WEIGHTS", raising=False)  # random weights: fast and offline
+    row = bench_torch.compare_times("stylize", 32, repeats=1)
+    assert row["minidl"] > 0 and row["torch"] > 0
+    assert np.isclose(row["ratio"], row["minidl"] / row["torch"])
+    # same weights, same input: the input gradients agree to float32 rounding
+    assert row["grad_error"] < 1e-4

@@ -1,0 +1,225 @@
+"""Winograd minimal filtering: 3x3 stride-1 convolutions with fewer multiplications.
+
+im2col spends 9 multiplications per (input channel, output channel, output pixel).
+Winograd (Lavin & Gray, 2015) cuts the output into m x m *tiles* and computes each
+tile from an (m+2) x (m+2) input tile with only (m+2)^2 multiplications:
+
+    F(2x2, 3x3): 16 products for 4 outputs   (36 with im2col)  2.25x fewer
+    F(4x4, 3x3): 36 products for 16 outputs  (144 with im2col)   4x fewer
+
+The trick is the one behind fast polynomial multiplication.  In one dimension, a
+3-tap correlation of a tile ``d`` (m+2 values) giving m outputs is
+
+    y = Aᵀ [ (G g) ⊙ (Bᵀ d) ]        ⊙ = elementwise product, m+2 of them
+
+where ``Bᵀ d`` and ``G g`` evaluate d and the filter g at m+2 points and ``Aᵀ``
+interpolates the product back.  Nesting it for rows and columns gives 2-D tiles:
+
+    Y = Aᵀ [ U ⊙ V ] A      U = G g Gᵀ   (the filter, transformed once)
+                            V = Bᵀ d B   (each input tile, transformed)
+
+Summed over input channels c, the elementwise product becomes, for each of the
+(m+2)^2 positions (p, q) of the transformed tile, one matrix product::
+
+    M[p, q] (C_out x tiles) = U[p, q] (C_out x C_in) @ V[p, q] (C_in x tiles)
+
+so the arithmetic is a batch of 16 (m=2) or 36 (m=4) GEMMs, done by BLAS, and the
+transforms are small matrix products on either side (:func:`transform`).
+
+The three backend methods are all this one pattern:
+
+* ``conv2d``: transform input and filter, batched GEMM, transform back.
+* ``conv2d_grad_input``: the adjoint of a stride-1 3x3 conv is the 3x3 conv of gy
+  with the filter rotated by 180 degrees and its in/out channels swapped, padding
+  ``2 - p``: Winograd forward again.
+* ``conv2d_grad_weight``: the adjoint of each step, in reverse order:
+  ``dU[p, q] = Σ_tiles (A gY Aᵀ)[p, q] @ V[p, q]ᵀ`` and ``gw = Gᵀ dU G``.
+
+Precision: the points 0, ±1, ±2 of F(4x4) make ``Bᵀ`` and ``Aᵀ`` entries up to 8,
+so float32 rounding errors grow.  Against float64, on a 64 -> 64 channel layer, the
+largest error relative to the largest output is 4.3e-7 for im2col, 3.8e-7 for
+F(2x2) and 5.0e-6 for F(4x4) (``tests/test_winograd.py`` measures it).  In float64
+all are exact to ~1e-14, so gradient checks pass unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+#: Output tile sizes m with matrices below: F(2x2, 3x3) and F(4x4, 3x3).
+TILES = (2, 4)
+
+#: Largest transformed-tile buffer (V or M) built at once, in bytes; bigger
+#: convolutions are done a band of tile rows at a time, as im2col is.
+WORKSPACE_BYTES = 16 * 2**20
+
+# The matrices of Lavin & Gray (2015), in float64: (Bᵀ, G, Aᵀ) for each m.
+_MATRICES = {
+    2: (
+        [[1, 0, -1, 0],
+         [0, 1, 1, 0],
+         [0, -1, 1, 0],
+         [0, 1, 0, -1]],
+        [[1, 0, 0],
+         [1 / 2, 1 / 2, 1 / 2],
+         [1 / 2, -1 / 2, 1 / 2],
+         [0, 0, 1]],
+        [[1, 1, 1, 0],
+         [0, 1, -1, -1]],
+    ),
+    4: (
+        [[4, 0, -5, 0, 1, 0],
+         [0, -4, -4, 1, 1, 0],
+         [0, 4, -4, -1, 1, 0],
+         [0, -2, -1, 2, 1, 0],
+         [0, 2, -1, -2, 1, 0],
+         [0, 4, 0, -5, 0, 1]],
+        [[1 / 4, 0, 0],
+         [-1 / 6, -1 / 6, -1 / 6],
+         [-1 / 6, 1 / 6, -1 / 6],
+         [1 / 24, 1 / 12, 1 / 6],
+         [1 / 24, -1 / 12, 1 / 6],
+         [0, 0, 1]],
+        [[1, 1, 1, 1, 1, 0],
+         [0, 1, -1, 2, -2, 0],
+         [0, 1, 1, 4, 4, 0],
+         [0, 1, -1, 8, -8, 1]],
+    ),
+}  # fmt: skip
+
+
+def matrices(tile: int, dtype=np.float64):
+    """``(Bᵀ, G, Aᵀ)`` of F(tile x tile, 3x3): shapes (a, a), (a, 3), (tile, a), a = tile + 2."""
+    if tile not in _MATRICES:
+        raise ValueError(f"winograd: tile must be one of {TILES}, got {tile!r}")
+    return tuple(np.array(m, dtype=dtype) for m in _MATRICES[tile])
+
+
+def supports(kernel_hw, stride, dilation) -> bool:
+    """True for the convolutions Winograd F(m x m, 3x3) computes: 3x3, stride 1, dilation 1."""
+    return tuple(kernel_hw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+
+
+def transform(mat, z):
+    """``out[p, q, ...] = Σ_ij mat[p, i] · z[i, j, ...] · mat[q, j]``, i.e. mat · z · matᵀ
+    for every trailing index at once; returns an (r*r, ...) array, (p, q) flattened.
+
+    Flattened, the two-sided product of an s x s tile is one (r*r, s*s) matrix,
+    ``kron(mat, mat)``, so all the tiles are transformed by one GEMM: BLAS does
+    it faster than two one-sided products, and it keeps the code short.
+    """
+    r, s = mat.shape
+    rest = z.shape[2:]
+    return (np.kron(mat, mat) @ z.reshape(s * s, -1)).reshape(r * r, *rest)
+
+
+def _tile_geometry(out_hw, channels, tile, itemsize):
+    """Tiles per side (th, tw) and how many tile rows fit the workspace at once."""
+    th, tw = math.ceil(out_hw[0] / tile), math.ceil(out_hw[1] / tile)
+    a = tile + 2
+    band = max(1, WORKSPACE_BYTES // (a * a * channels * tw * itemsize))
+    return th, tw, band
+
+
+def _input_tiles(xp, tile, r0, r1, tw):
+    """Input tiles of tile rows r0..r1 of a padded image ``xp`` (C, H_pad, W_pad),
+    as a view d[i, j, c, r, t] = xp[c, r*m + i, t*m + j] (tiles overlap by 2)."""
+    a, s_c, s_h, s_w = tile + 2, *xp.strides
+    return as_strided(
+        xp[:, r0 * tile :],
+        shape=(a, a, xp.shape[0], r1 - r0, tw),
+        strides=(s_h, s_w, s_c, tile * s_h, tile * s_w),
+        writeable=False,
+    )
+
+
+def _padded(x, padding, th, tw, tile):
+    """x (C, H, W) in a zero image big enough for th x tw whole tiles (and their halo)."""
+    c, h, wd = x.shape
+    ph, pw = padding
+    out = np.zeros((c, th * tile + 2, tw * tile + 2), dtype=x.dtype)
+    # Rows/cols past the tiles' reach (a padding > 2 would do that) are never read.
+    hh, ww = min(h, out.shape[1] - ph), min(wd, out.shape[2] - pw)
+    out[:, ph : ph + hh, pw : pw + ww] = x[:, :hh, :ww]
+    return out
+
+
+def weight_transform(w, tile):
+    """U[p, q] = G g Gᵀ for every (c_out, c_in) filter: (a*a, C_out, C_in)."""
+    _, g, _ = matrices(tile, w.dtype)
+    return transform(g, w.transpose(2, 3, 0, 1))
+
+
+def conv2d(x, w, padding, tile=4):
+    """3x3 stride-1 convolution (no bias): (N, C_in, H, W) * (C_out, C_in, 3, 3) -> (N, C_out, Ho, Wo)."""
+    n, c, h, wd = x.shape
+    c_out = w.shape[0]
+    dtype = np.result_type(x, w)
+    bt, _, at = matrices(tile, dtype)
+    ho, wo = h + 2 * padding[0] - 2, wd + 2 * padding[1] - 2
+    th, tw, band = _tile_geometry((ho, wo), max(c, c_out), tile, np.dtype(dtype).itemsize)
+    a = tile + 2
+    u = weight_transform(w.astype(dtype, copy=False), tile)
+    # Whole tiles first (th*m x tw*m outputs), cropped to (ho, wo) at the end.
+    y = np.empty((n, c_out, th * tile, tw * tile), dtype=dtype)
+    for b in range(n):
+        xp = _padded(x[b].astype(dtype, copy=False), padding, th, tw, tile)
+        for r0 in range(0, th, band):
+            r1 = min(r0 + band, th)
+            v = transform(bt, _input_tiles(xp, tile, r0, r1, tw)).reshape(a * a, c, -1)
+            m = np.matmul(u, v)  # (a*a, C_out, tiles): the batch of GEMMs
+            out = transform(at, m.reshape(a, a, -1))  # (m*m, C_out * tiles)
+            # out[i, j, k, r, t] is output pixel ((r0 + r)*m + i, t*m + j) of channel k
+            dest = y[b, :, r0 * tile : r1 * tile].reshape(c_out, r1 - r0, tile, tw, tile)
+            dest[...] = out.reshape(tile, tile, c_out, r1 - r0, tw).transpose(2, 3, 0, 4, 1)
+    if (th * tile, tw * tile) == (ho, wo):
+        return y
+    return np.ascontiguousarray(y[:, :, :ho, :wo])
+
+
+def conv2d_grad_input(gy, w, input_hw, padding, tile=4):
+    """Adjoint of :func:`conv2d` (= conv_transpose2d): a Winograd conv of gy with the
+    filter rotated 180 degrees, channels swapped, and padding 2 - p on each side."""
+    ph, pw = padding
+    if ph > 2 or pw > 2:
+        raise ValueError(f"winograd.conv2d_grad_input: padding must be <= 2, got {tuple(padding)}")
+    w_adj = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    gx = conv2d(gy, w_adj, (2 - ph, 2 - pw), tile)
+    if gx.shape[2:] != tuple(input_hw):
+        raise ValueError(
+            f"winograd.conv2d_grad_input: gy {tuple(gy.shape)} is not the output of "
+            f"input_hw={tuple(input_hw)} with padding {tuple(padding)}"
+        )
+    return gx
+
+
+def conv2d_grad_weight(x, gy, padding, tile=4):
+    """gw (C_out, C_in, 3, 3) of :func:`conv2d`: the Winograd steps run backwards.
+
+    For each tile, Y = Aᵀ (U ⊙ V) A, so dU = Σ_tiles (A gY Aᵀ) ⊙ V -- summed over
+    input tiles by one GEMM per (p, q) -- and gw = Gᵀ dU G.
+    """
+    n, c = x.shape[:2]
+    c_out, ho, wo = gy.shape[1:]
+    dtype = np.result_type(x, gy)
+    bt, g, at = matrices(tile, dtype)
+    th, tw, band = _tile_geometry((ho, wo), max(c, c_out), tile, np.dtype(dtype).itemsize)
+    a = tile + 2
+    du = np.zeros((a * a, c_out, c), dtype=dtype)
+    for b in range(n):
+        xp = _padded(x[b].astype(dtype, copy=False), padding, th, tw, tile)
+        # gy in whole tiles, zero past (ho, wo): those outputs do not exist.
+        gyp = np.zeros((c_out, th * tile, tw * tile), dtype=dtype)
+        gyp[:, :ho, :wo] = gy[b]
+        for r0 in range(0, th, band):
+            r1 = min(r0 + band, th)
+            v = transform(bt, _input_tiles(xp, tile, r0, r1, tw)).reshape(a * a, c, -1)
+            # gY[i, j, k, r, t] = gy of output pixel ((r0 + r)*m + i, t*m + j)
+            g_tiles = gyp[:, r0 * tile : r1 * tile].reshape(c_out, r1 - r0, tile, tw, tile)
+            g_m = transform(at.T, g_tiles.transpose(2, 4, 0, 1, 3)).reshape(a * a, c_out, -1)
+            du += np.matmul(g_m, v.transpose(0, 2, 1))
+    gw = transform(g.T, du.reshape(a, a, c_out, c))  # (9, C_out, C_in)
+    return np.ascontiguousarray(gw.reshape(3, 3, c_out, c).transpose(2, 3, 0, 1))
