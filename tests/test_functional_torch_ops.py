@@ -93,7 +93,9 @@ def test_unbatched_unfold_and_fold_as_in_pytorch():
 
 def test_unfold_and_fold_errors():
     x = t64(1, 2, 4, 4)
-    with pytest.raises(ValueError, match=r"unfold: input must be 4-D .* got shape \(4, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"unfold: input must be 4-D \(N, C, H, W\) or 3-D without N, got shape \(4, 4\)"
+    ):
         F.unfold(t64(4, 4), 2)
     with pytest.raises(ValueError, match=r"unfold: kernel \(extent 5\) is larger than the padded"):
         F.unfold(x, 5)
