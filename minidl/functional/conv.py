@@ -171,23 +171,23 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 
 class _Unfold(Function):
-    def forward(self, x, kernel, stride, padding, dilation, backend):
-        self.input_hw, self.backend = x.shape[2:], backend
-        self.options = kernel, stride, padding, dilation
-        return backend.im2col(x, *self.options)
+    """``window`` = (kernel, stride, padding, dilation), each an (h, w) pair."""
+
+    def forward(self, x, window, backend):
+        self.input_hw, self.window, self.backend = x.shape[2:], window, backend
+        return backend.im2col(x, *window)
 
     def backward(self, g_cols):
-        return self.backend.col2im(g_cols, self.input_hw, *self.options)
+        return self.backend.col2im(g_cols, self.input_hw, *self.window)
 
 
 class _Fold(Function):
-    def forward(self, cols, output_hw, kernel, stride, padding, dilation, backend):
-        self.backend = backend
-        self.options = kernel, stride, padding, dilation
-        return backend.col2im(cols, output_hw, *self.options)
+    def forward(self, cols, output_hw, window, backend):
+        self.window, self.backend = window, backend
+        return backend.col2im(cols, output_hw, *window)
 
     def backward(self, gy):
-        return self.backend.im2col(gy, *self.options)
+        return self.backend.im2col(gy, *self.window)
 
 
 def _with_batch(op, input, ndim: int, layout: str):
@@ -225,14 +225,9 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     op = "unfold"
     x, unbatched = _with_batch(op, input, 4, "(N, C, H, W)")
     shapes = f"input {input.shape}"
-    kernel, stride, padding, dilation = _window_arguments(
-        op, shapes, kernel_size, dilation, padding, stride
-    )
-    geometry.checked_output_hw(op, x.shape[2:], kernel, stride, padding, dilation, shapes)
-    backend = kernel_backend(op, input=input)
-    cols = _Unfold.apply(
-        x, kernel=kernel, stride=stride, padding=padding, dilation=dilation, backend=backend
-    )
+    window = _window_arguments(op, shapes, kernel_size, dilation, padding, stride)
+    geometry.checked_output_hw(op, x.shape[2:], *window, shapes)
+    cols = _Unfold.apply(x, window=window, backend=kernel_backend(op, input=input))
     return cols.reshape(*cols.shape[1:]) if unbatched else cols
 
 
@@ -248,16 +243,15 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Te
     cols, unbatched = _with_batch(op, input, 3, "(N, C*kh*kw, L)")
     shapes = f"input {input.shape}, output_size {output_size!r}"
     output_hw = geometry.positive_pair(output_size, "output_size", op, shapes)
-    kernel, stride, padding, dilation = _window_arguments(
-        op, shapes, kernel_size, dilation, padding, stride
-    )
+    window = _window_arguments(op, shapes, kernel_size, dilation, padding, stride)
+    kernel, stride, padding, dilation = window
     taps = kernel[0] * kernel[1]
     if cols.shape[1] % taps:
         raise ValueError(
             f"{op}: input has {cols.shape[1]} rows, not a multiple of kernel_size {kernel} "
             f"({taps} taps per channel); {shapes}"
         )
-    blocks = geometry.checked_output_hw(op, output_hw, kernel, stride, padding, dilation, shapes)
+    blocks = geometry.checked_output_hw(op, output_hw, *window, shapes)
     if cols.shape[2] != blocks[0] * blocks[1]:
         raise ValueError(
             f"{op}: input has {cols.shape[2]} columns but output_size {output_hw} with kernel_size "
@@ -265,13 +259,5 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Te
             f"{blocks[0]}x{blocks[1]} = {blocks[0] * blocks[1]} windows; {shapes}"
         )
     backend = kernel_backend(op, input=input)
-    y = _Fold.apply(
-        cols,
-        output_hw=output_hw,
-        kernel=kernel,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        backend=backend,
-    )
+    y = _Fold.apply(cols, output_hw=output_hw, window=window, backend=backend)
     return y.reshape(*y.shape[1:]) if unbatched else y
