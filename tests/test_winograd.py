@@ -4,8 +4,6 @@ kernels/winograd.cu on cuda-emu against the NumPy version."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -94,10 +92,27 @@ def test_float32_error_against_float64(tile, bound):
 
 
 def test_supports_only_3x3_stride_1_dilation_1():
-    assert W.supports((3, 3), ONE, ONE)
-    assert not W.supports((3, 3), (2, 2), ONE)
-    assert not W.supports((3, 3), ONE, (2, 2))
-    assert not W.supports((5, 5), ONE, ONE)
+    assert W.supports((3, 3), ONE, ONE, ONE)
+    assert W.supports((3, 3), ONE, (2, 0), ONE)
+    assert not W.supports((3, 3), (2, 2), ONE, ONE)
+    assert not W.supports((3, 3), ONE, ONE, (2, 2))
+    assert not W.supports((5, 5), ONE, ONE, ONE)
+    assert not W.supports((3, 3), ONE, (3, 3), ONE)
+
+
+def test_minidl_conv_chooses_the_algorithm(monkeypatch):
+    big, small = (64, (64, 64)), (3, (8, 8))  # (input channels, output size)
+
+    def chosen(setting, case, stride=ONE):
+        monkeypatch.setenv("MINIDL_CONV", setting)
+        return W.use_winograd(case[0], case[1], (3, 3), stride, ONE, ONE)
+
+    assert chosen("winograd", small) and chosen("auto", big) and chosen("", big)
+    assert not chosen("im2col", big) and not chosen("auto", small)
+    assert not chosen("winograd", big, stride=(2, 2))  # where it does not apply: im2col
+    monkeypatch.setenv("MINIDL_CONV", "fft")
+    with pytest.raises(ValueError, match="MINIDL_CONV must be one of im2col, winograd, auto"):
+        W.algorithm()
 
 
 def test_bad_tile_is_refused():
@@ -108,68 +123,21 @@ def test_bad_tile_is_refused():
 # --------------------------------------------------------------- kernels/winograd.cu
 
 
-def _emulated_module():
-    from minidl.backends.emulated import EmulatedModule, emulator_available
+@pytest.fixture
+def emu(monkeypatch):
+    """The cuda-emu backend forced to Winograd, with a workspace of a few tile rows."""
+    from minidl.backends import winograd_launch
+    from minidl.backends.cuda import make_emulated_backend
+    from minidl.backends.emulated import emulator_available
 
     ok, reason = emulator_available()
     if not ok:
         pytest.skip(f"cuda-emu: {reason}")
-    from minidl.paths import kernels_dir
-
-    return EmulatedModule([f"{kernels_dir()}/winograd.cu"])
-
-
-@pytest.fixture(scope="module")
-def emu():
-    return _emulated_module()
-
-
-def _launch(module, name, total, *args):
-    args = [np.int32(a) if isinstance(a, int) else a for a in args]
-    module.get_function(name)((max(1, math.ceil(total / 32)),), (32,), tuple(args))
-
-
-def _kernel_conv(module, x, w, pad, adjoint=0, tile=4):
-    """conv2d (or, adjoint=1, its input gradient of a conv with padding 2 - pad) from the
-    .cu transforms, with NumPy's matmul as the GEMM between them; two bands of tile rows."""
-    n, c, h, wd = x.shape
-    k = w.shape[1] if adjoint else w.shape[0]
-    a = tile + 2
-    oh, ow = h + 2 * pad[0] - 2, wd + 2 * pad[1] - 2
-    th, tw = math.ceil(oh / tile), math.ceil(ow / tile)
-    u = np.empty((a * a, k, c), np.float32)
-    _launch(module, "winograd_weight_transform", k * c, w, u, k, c, adjoint)
-    y = np.full((n, k, oh, ow), np.nan, np.float32)
-    for b in range(n):
-        for r0, rn in ((0, (th + 1) // 2), ((th + 1) // 2, th // 2)):
-            if rn == 0:
-                continue
-            v = np.empty((a * a, c, rn * tw), np.float32)
-            _launch(module, "winograd_input_transform", c * rn * tw,
-                    x, v, b, c, h, wd, pad[0], pad[1], tw, r0, rn)  # fmt: skip
-            m = np.ascontiguousarray(np.matmul(u, v))
-            _launch(module, "winograd_output_transform", k * rn * tw,
-                    m, y, b, k, oh, ow, tw, r0, rn)  # fmt: skip
-    return y
-
-
-def _kernel_grad_weight(module, x, gy, pad, tile=4):
-    n, c, h, wd = x.shape
-    k, oh, ow = gy.shape[1:]
-    a = tile + 2
-    th, tw = math.ceil(oh / tile), math.ceil(ow / tile)
-    du = np.zeros((a * a, k, c), np.float32)
-    for b in range(n):
-        v = np.empty((a * a, c, th * tw), np.float32)
-        g_m = np.empty((a * a, k, th * tw), np.float32)
-        _launch(module, "winograd_input_transform", c * th * tw,
-                x, v, b, c, h, wd, pad[0], pad[1], tw, 0, th)  # fmt: skip
-        _launch(module, "winograd_output_grad_transform", k * th * tw,
-                gy, g_m, b, k, oh, ow, tw, 0, th)  # fmt: skip
-        du += np.matmul(g_m, v.transpose(0, 2, 1))
-    gw = np.empty((k, c, 3, 3), np.float32)
-    _launch(module, "winograd_weight_grad_transform", k * c, np.ascontiguousarray(du), gw, k, c)
-    return gw
+    monkeypatch.setenv("MINIDL_CONV", "winograd")
+    monkeypatch.setattr(winograd_launch, "WORKSPACE_BYTES", 36 * 4 * 4 * 8)
+    backend = make_emulated_backend()
+    assert winograd_launch.tile_size(backend) == W.TILE  # the two compare the same algorithm
+    return backend
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
@@ -181,9 +149,20 @@ def test_cuda_kernels_equal_numpy_winograd(emu, shape):
         scale = max(1.0, float(np.abs(want).max()))
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale, err_msg=what)
 
-    close(_kernel_conv(emu, x, w, pad), W.conv2d(x, w, pad), "conv2d")
-    adjoint_pad = (2 - pad[0], 2 - pad[1])
-    close(_kernel_conv(emu, gy, w, adjoint_pad, adjoint=1),
-          W.conv2d_grad_input(gy, w, hw, pad), "conv2d_grad_input")  # fmt: skip
-    close(_kernel_grad_weight(emu, x, gy, pad), W.conv2d_grad_weight(x, gy, pad),
+    close(emu.conv2d(x, w, ONE, pad, ONE), W.conv2d(x, w, pad), "conv2d")
+    close(emu.conv2d_grad_input(gy, w, hw, ONE, pad, ONE), W.conv2d_grad_input(gy, w, hw, pad),
+          "conv2d_grad_input")  # fmt: skip
+    close(emu.conv2d_grad_weight(x, gy, (3, 3), ONE, pad, ONE), W.conv2d_grad_weight(x, gy, pad),
           "conv2d_grad_weight")  # fmt: skip
+
+
+def test_gradcheck_through_winograd(monkeypatch):
+    # The autograd path with MINIDL_CONV=winograd, in float64: forward and both gradients.
+    import minidl
+    import minidl.functional as F
+
+    monkeypatch.setenv("MINIDL_CONV", "winograd")
+    rng = np.random.default_rng(4)
+    x = minidl.tensor(rng.standard_normal((2, 3, 6, 5)), requires_grad=True)
+    w = minidl.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    assert minidl.gradcheck(lambda x, w: F.conv2d(x, w, padding=1), [x, w])

@@ -24,6 +24,10 @@ With ``w_mat = w.reshape(C_out, C_in*kh*kw)``::
 ``conv2d_grad_input`` is exactly ``conv_transpose2d``; the backend's own
 ``im2col``/``col2im`` methods are ``F.unfold``/``F.fold``.
 
+3x3 stride-1 convolutions (all of VGG16's) may instead run as Winograd F(4x4, 3x3),
+4x fewer multiplications (``backends/winograd.py``); the environment variable
+``MINIDL_CONV=im2col|winograd|auto`` chooses (``winograd.use_winograd``).
+
 Memory: a 3x3 conv on a 64-channel 512x512 image has a 576 x 262144 ``cols``
 matrix (600 MB in float32).  So each image is processed in *chunks of output
 rows*: a chunk of ``rows`` output rows needs only the columns of those rows, a
@@ -44,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from minidl.backends import winograd
 from minidl.geometry import output_hw, output_size
 
 # Largest im2col/col2im matrix built at once (bytes).  Small enough that the
@@ -180,6 +185,8 @@ class CpuBackend:
         n, c, h, wd = x.shape
         c_out, _, kh, kw = w.shape
         ho, wo = output_hw((h, wd), (kh, kw), stride, padding, dilation)
+        if winograd.use_winograd(c, (ho, wo), (kh, kw), stride, padding, dilation):
+            return winograd.conv2d(x, w, padding)
         w_mat = w.reshape(c_out, c * kh * kw)
         y = np.empty((n, c_out, ho * wo), dtype=np.result_type(x, w))
         for b, r0, r1, cols in _im2col_chunks(x, (kh, kw), (ho, wo), stride, padding, dilation):
@@ -193,6 +200,8 @@ class CpuBackend:
         self._check_output_hw(
             "conv2d_grad_input", (ho, wo), input_hw, (kh, kw), stride, padding, dilation
         )
+        if winograd.use_winograd(c_out, input_hw, (kh, kw), stride, padding, dilation):
+            return winograd.conv2d_grad_input(gy, w, input_hw, padding)
         w_mat_t = w.reshape(c_out, c * kh * kw).T
         gy_mat = gy.reshape(n, c_out, ho * wo)
 
@@ -207,6 +216,8 @@ class CpuBackend:
         n, c, _, _ = x.shape
         _, c_out, ho, wo = gy.shape
         kh, kw = kernel_hw
+        if winograd.use_winograd(c, (ho, wo), kernel_hw, stride, padding, dilation):
+            return winograd.conv2d_grad_weight(x, gy, padding)
         gy_mat = gy.reshape(n, c_out, ho * wo)
         gw = np.zeros((c_out, c * kh * kw), dtype=np.result_type(x, gy))
         for b, r0, r1, cols in _im2col_chunks(x, kernel_hw, (ho, wo), stride, padding, dilation):

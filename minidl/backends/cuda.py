@@ -13,6 +13,8 @@ big convolutions into chunks -- is the same code for both.  What a method does:
 
 =====================  ==========================================================
 conv2d                 im2col (unfold patches into columns), then  y = w · col
+                       (3x3 stride 1: Winograd, see backends/winograd_launch.py
+                       and MINIDL_CONV in backends/winograd.py)
 conv2d_grad_input      col = wᵀ · gy, then col2im (gather)
 conv2d_grad_weight     im2col, then  gw = gy · colᵀ  (split-K)
 im2col / col2im        F.unfold / F.fold: the im2col kernels alone
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minidl.backends import winograd, winograd_launch
 from minidl.backends.gemm import Matrix, gemm
 from minidl.backends.kernel_runtime import KernelRuntime, check_fits_int32, i32
 from minidl.geometry import output_hw
@@ -207,6 +210,8 @@ class KernelBackend:
         if c_in != c:
             raise ValueError(f"{op}: x has {c} channels but w {tuple(w.shape)} expects {c_in}")
         window, (oh, ow) = self._conv_window(op, x.shape, (kh, kw), stride, padding, dilation)
+        if winograd.use_winograd(c, (oh, ow), *window):
+            return winograd_launch.conv2d(self, x, w, window[2])
         y = self.xp.empty((n, c_out, oh, ow), dtype=np.float32)
         check_fits_int32(op, x.size, y.size)
         k = c * kh * kw
@@ -232,6 +237,8 @@ class KernelBackend:
             raise ValueError(
                 f"{op}: input size {(h, wd)} gives a {expect} output, but gy is {tuple(gy.shape)}"
             )
+        if winograd.use_winograd(c_out, (h, wd), *window):
+            return winograd_launch.conv2d_grad_input(self, gy, w, window[2])
         gx = self.xp.zeros((n, c, h, wd), dtype=np.float32)
         check_fits_int32(op, gx.size, gy.size)
         k = c * kh * kw
@@ -256,6 +263,8 @@ class KernelBackend:
                 f"{op}: x {tuple(x.shape)} with kernel {(kh, kw)} gives output {(n, *expect)}, "
                 f"but gy is {tuple(gy.shape)}"
             )
+        if winograd.use_winograd(c, (oh, ow), *window):
+            return winograd_launch.conv2d_grad_weight(self, x, gy, window[2])
         check_fits_int32(op, x.size, gy.size)
         k = c * kh * kw
         chunks, col = self._chunks_and_buffer(n, k, oh, ow)

@@ -41,6 +41,11 @@ KERNEL_FILES = {
     "avg_pool2d_forward": "pool.cu",
     "avg_pool2d_backward": "pool.cu",
     "gram": "gram.cu",
+    "winograd_weight_transform": "winograd.cu",
+    "winograd_input_transform": "winograd.cu",
+    "winograd_output_transform": "winograd.cu",
+    "winograd_output_grad_transform": "winograd.cu",
+    "winograd_weight_grad_transform": "winograd.cu",
 }
 
 _INT32_MAX = 2**31 - 1

@@ -45,12 +45,25 @@ all are exact to ~1e-14, so gradient checks pass unchanged.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 #: Output tile sizes m with matrices below: F(2x2, 3x3) and F(4x4, 3x3).
 TILES = (2, 4)
+
+#: The tile size the cpu backend uses (kernels/winograd.cu has its own WINO_M).
+TILE = 4
+
+#: Values of the environment variable MINIDL_CONV, which picks the algorithm of the
+#: 3x3 stride-1 convolutions on every device (read at each call, so a lesson can
+#: switch): ``im2col`` always, ``winograd`` whenever it applies, ``auto`` (default)
+#: Winograd where it is faster -- enough input channels and output pixels that
+#: the saved products outweigh the transforms.
+ALGORITHMS = ("im2col", "winograd", "auto")
+AUTO_MIN_CHANNELS = 16
+AUTO_MIN_PIXELS = 32 * 32
 
 #: Largest transformed-tile buffer (V or M) built at once, in bytes; bigger
 #: convolutions are done a band of tile rows at a time, as im2col is.
@@ -98,9 +111,36 @@ def matrices(tile: int, dtype=np.float64):
     return tuple(np.array(m, dtype=dtype) for m in _MATRICES[tile])
 
 
-def supports(kernel_hw, stride, dilation) -> bool:
-    """True for the convolutions Winograd F(m x m, 3x3) computes: 3x3, stride 1, dilation 1."""
-    return tuple(kernel_hw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+def supports(kernel_hw, stride, padding, dilation) -> bool:
+    """True for the convolutions Winograd F(m x m, 3x3) computes here: 3x3, stride 1,
+    dilation 1, padding <= 2 (so that the input gradient's padding 2 - p is >= 0)."""
+    return (
+        tuple(kernel_hw) == (3, 3)
+        and tuple(stride) == (1, 1)
+        and tuple(dilation) == (1, 1)
+        and max(padding) <= 2
+    )
+
+
+def algorithm() -> str:
+    """The MINIDL_CONV setting: ``"im2col"``, ``"winograd"`` or ``"auto"`` (unset or empty)."""
+    value = os.environ.get("MINIDL_CONV", "").strip().lower() or "auto"
+    if value not in ALGORITHMS:
+        raise ValueError(
+            f"MINIDL_CONV must be one of {', '.join(ALGORITHMS)}, got {os.environ['MINIDL_CONV']!r}"
+        )
+    return value
+
+
+def use_winograd(in_channels, out_hw, kernel_hw, stride, padding, dilation) -> bool:
+    """Whether a convolution (or its gradient, which reads ``in_channels`` and writes
+    ``out_hw`` pixels per image) runs as Winograd, following MINIDL_CONV."""
+    choice = algorithm()
+    if choice == "im2col" or not supports(kernel_hw, stride, padding, dilation):
+        return False
+    if choice == "winograd":
+        return True
+    return in_channels >= AUTO_MIN_CHANNELS and out_hw[0] * out_hw[1] >= AUTO_MIN_PIXELS
 
 
 def transform(mat, z):
@@ -153,8 +193,9 @@ def weight_transform(w, tile):
     return transform(g, w.transpose(2, 3, 0, 1))
 
 
-def conv2d(x, w, padding, tile=4):
+def conv2d(x, w, padding, tile=None):
     """3x3 stride-1 convolution (no bias): (N, C_in, H, W) * (C_out, C_in, 3, 3) -> (N, C_out, Ho, Wo)."""
+    tile = tile or TILE
     n, c, h, wd = x.shape
     c_out = w.shape[0]
     dtype = np.result_type(x, w)
@@ -180,7 +221,7 @@ def conv2d(x, w, padding, tile=4):
     return np.ascontiguousarray(y[:, :, :ho, :wo])
 
 
-def conv2d_grad_input(gy, w, input_hw, padding, tile=4):
+def conv2d_grad_input(gy, w, input_hw, padding, tile=None):
     """Adjoint of :func:`conv2d` (= conv_transpose2d): a Winograd conv of gy with the
     filter rotated 180 degrees, channels swapped, and padding 2 - p on each side."""
     ph, pw = padding
@@ -196,12 +237,13 @@ def conv2d_grad_input(gy, w, input_hw, padding, tile=4):
     return gx
 
 
-def conv2d_grad_weight(x, gy, padding, tile=4):
+def conv2d_grad_weight(x, gy, padding, tile=None):
     """gw (C_out, C_in, 3, 3) of :func:`conv2d`: the Winograd steps run backwards.
 
     For each tile, Y = Aᵀ (U ⊙ V) A, so dU = Σ_tiles (A gY Aᵀ) ⊙ V -- summed over
     input tiles by one GEMM per (p, q) -- and gw = Gᵀ dU G.
     """
+    tile = tile or TILE
     n, c = x.shape[:2]
     c_out, ho, wo = gy.shape[1:]
     dtype = np.result_type(x, gy)
