@@ -7,7 +7,8 @@ what the array module (CuPy) offers for the same job:
 kernels/gemm.cu    cuBLAS SGEMM (``cupy.matmul``), 1024³ and a VGG conv shape
 kernels/gram.cu    cuBLAS ``F @ F.T``
 conv2d             cuDNN (through PyTorch, if installed) and im2col + cuBLAS
-                   (``MINIDL_GEMM=cublas``); also both conv gradients
+                   (``MINIDL_GEMM=cublas``); im2col and Winograd (``MINIDL_CONV``)
+                   each; also both conv gradients
 kernels/pool.cu    CuPy reshape/max/mean/compare expressions
 =================  =====================================================
 
@@ -38,20 +39,25 @@ REPEAT = 10  # timed calls per measurement (after 2 warm-up calls)
 
 
 @contextmanager
-def _gemm_mode(mode: str | None):
-    """Temporarily set MINIDL_GEMM (None: unset)."""
-    old = os.environ.get("MINIDL_GEMM")
-    if mode is None:
-        os.environ.pop("MINIDL_GEMM", None)
+def _env(name: str, value: str | None):
+    """Temporarily set the environment variable ``name`` (None: unset)."""
+    old = os.environ.get(name)
+    if value is None:
+        os.environ.pop(name, None)
     else:
-        os.environ["MINIDL_GEMM"] = mode
+        os.environ[name] = value
     try:
         yield
     finally:
         if old is None:
-            os.environ.pop("MINIDL_GEMM", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["MINIDL_GEMM"] = old
+            os.environ[name] = old
+
+
+def _gemm_mode(mode: str | None):
+    """Temporarily set MINIDL_GEMM (None: unset)."""
+    return _env("MINIDL_GEMM", mode)
 
 
 def _rel_err(a, b) -> float:
@@ -146,12 +152,16 @@ def _bench_cuda() -> int:
     one, pad = (1, 1), (1, 1)
     flops = 2 * n_ * c_out * h_ * w_ * c_ * 9
 
-    def conv_ours():
-        return kb.conv2d(x, w, one, pad, one)
+    def conv_ours(algorithm="im2col"):
+        with _env("MINIDL_CONV", algorithm):
+            return kb.conv2d(x, w, one, pad, one)
+
+    def conv_winograd():
+        return conv_ours("winograd")
 
     def conv_cublas():
         with _gemm_mode("cublas"):
-            return kb.conv2d(x, w, one, pad, one)
+            return conv_ours()
 
     shape = f"x{tuple(x.shape)} w{tuple(w.shape)} pad 1"
     torch = _torch_cudnn()
@@ -164,24 +174,31 @@ def _bench_cuda() -> int:
 
         row("conv2d (im2col+gemm)", shape, conv_ours, "cuDNN (torch)", conv_cudnn, flops)
         row("conv2d (im2col+cuBLAS)", shape, conv_cublas, "cuDNN (torch)", conv_cudnn, flops)
+        row("conv2d (winograd+gemm)", shape, conv_winograd, "cuDNN (torch)", conv_cudnn, flops)
     else:
         print("(no PyTorch with CUDA: cuDNN row skipped; CuPy >= 14 has no cuDNN binding)")
         row("conv2d (im2col+gemm)", shape, conv_ours, "im2col+cuBLAS", conv_cublas, flops)
+        row("conv2d (winograd+gemm)", shape, conv_winograd, "im2col+cuBLAS", conv_cublas, flops)
 
     gy = rand(n_, c_out, h_, w_)
 
-    def grad_in(mode=None):
-        with _gemm_mode(mode):
+    def grad_in(mode=None, algorithm="im2col"):
+        with _gemm_mode(mode), _env("MINIDL_CONV", algorithm):
             return kb.conv2d_grad_input(gy, w, (h_, w_), one, pad, one)
 
-    def grad_w(mode=None):
-        with _gemm_mode(mode):
+    def grad_w(mode=None, algorithm="im2col"):
+        with _gemm_mode(mode), _env("MINIDL_CONV", algorithm):
             return kb.conv2d_grad_weight(x, gy, (3, 3), one, pad, one)
 
+    # (FLOP: what im2col computes; Winograd does the same job with fewer products.)
     row("conv2d_grad_input", shape, grad_in, "gemm+col2im w/ cuBLAS",
         lambda: grad_in("cublas"), flops)  # fmt: skip
+    row("conv2d_grad_input (winograd)", shape, lambda: grad_in(algorithm="winograd"),
+        "gemm+col2im w/ cuBLAS", lambda: grad_in("cublas"), flops)  # fmt: skip
     row("conv2d_grad_weight", shape, grad_w, "im2col+gemm w/ cuBLAS",
         lambda: grad_w("cublas"), flops)  # fmt: skip
+    row("conv2d_grad_weight (winograd)", shape, lambda: grad_w(algorithm="winograd"),
+        "im2col+gemm w/ cuBLAS", lambda: grad_w("cublas"), flops)  # fmt: skip
 
     # --- pooling ---------------------------------------------------------------
     x = rand(*SIZES["pool"])
@@ -235,14 +252,14 @@ def _unpool_ref(cp, y, idx, out_hw):
 
 
 def _print_rows(rows) -> None:
-    head = f"{'kernel':<24} {'shape':<34} {'minidl ms':>10} {'reference':<22} {'ref ms':>9} "
+    head = f"{'kernel':<29} {'shape':<34} {'minidl ms':>10} {'reference':<22} {'ref ms':>9} "
     head += f"{'ratio':>7} {'rel err':>8} {'TFLOP/s':>8}"
     print(head)
     print("-" * len(head))
     for what, shape, ours, ref_name, ref, err, flops in rows:
         tflops = f"{flops / ours / 1e9:8.2f}" if flops else f"{'':>8}"
         print(
-            f"{what:<24} {shape:<34} {ours:10.3f} {ref_name:<22} {ref:9.3f} "
+            f"{what:<29} {shape:<34} {ours:10.3f} {ref_name:<22} {ref:9.3f} "
             f"{ours / ref:6.1f}x {err:8.1e} {tflops}"
         )
     print("ratio = minidl time / reference time (how many times slower the teaching kernel is)")
@@ -286,6 +303,11 @@ def _smoke_emulated() -> int:
         ("gram", kb.gram(xg), cpu.gram(xg)),
         ("gram_grad", kb.gram_grad(g_g, xg), cpu.gram_grad(g_g, xg)),
     ]  # fmt: skip
+    w3, one = rand(4, 3, 3, 3), (1, 1)
+    with _env("MINIDL_CONV", "im2col"):
+        want = cpu.conv2d(x, w3, one, one, one)
+    with _env("MINIDL_CONV", "winograd"):
+        checks.append(("winograd conv2d", kb.conv2d(x, w3, one, one, one), want))
     print("cuda-emu: the kernels run on CPU threads, so timings would mean nothing;")
     print("checking that each family runs and matches the cpu backend on a small case:")
     failed = 0

@@ -33,7 +33,8 @@ needs_emulator = pytest.mark.skipif(not _emulator_ok(), reason="cuda-emu not usa
 def test_bench_kernels_on_cuda_emu_checks_every_family(capsys):
     assert main(["bench", "--kernels", "--device", "cuda-emu"]) == 0
     out = capsys.readouterr().out
-    for family in ("conv2d_grad_input", "max_pool2d_grad", "max_unpool2d", "avg_pool2d", "gram"):
+    for family in ("conv2d_grad_input", "max_pool2d_grad", "max_unpool2d", "avg_pool2d", "gram",
+                   "winograd conv2d"):  # fmt: skip
         assert family in out
     assert "all kernel families match" in out
 
@@ -104,6 +105,9 @@ def test_bench_kernels_cuda_path_runs_on_a_stand_in(monkeypatch, capsys):
         "sgemm tiny",
         "gram",
         "conv2d_grad_weight",
+        "conv2d (winograd+gemm)",
+        "conv2d_grad_input (winograd)",
+        "conv2d_grad_weight (winograd)",
         "max_unpool2d_grad",
         "avg_pool2d_grad",
     ):
