@@ -52,9 +52,9 @@ from minidl.models.vgg16 import preprocess
 from minidl.tensor import Tensor
 
 PHOTOS_DIR = Path(__file__).resolve().parent / "data" / "photos"
-#: Four of the twenty Kodak photos never used for training: a portrait in hats,
-#: a street of house fronts, a girl's face, a yacht race (people, fine
-#: architecture, skin, water and sails).
+#: Four of the twenty Kodak photos never used for training: hats on a wall, a
+#: street of half-timbered house fronts, a girl's painted face, a propeller plane
+#: (smooth colour, fine architecture, skin, sky).
 HELD_OUT = ("kodim03", "kodim08", "kodim15", "kodim20")
 HELD_OUT_SIZE = 256
 STYLE_LOSS_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
@@ -489,7 +489,7 @@ def heldout_figure(path, images: dict, decoded: dict, point: dict, title: str) -
     fig.suptitle(f"held-out photos and their decodings: {title}")
     fig.tight_layout()
     with _temporary_beside(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=80)
+        fig.savefig(tmp, dpi=60)
     plt.close(fig)
     return Path(path)
 
