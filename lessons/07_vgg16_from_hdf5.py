@@ -29,7 +29,7 @@ from minidl.weights import find_weights, read_weights
 
 from _common import check, finish, savefig, setup
 
-args = setup(__file__, "VGG16 from HDF5: the file, the transpose, preprocessing, feature maps")
+args = setup("07_vgg16_from_hdf5", "VGG16 from HDF5: the file, the transpose, preprocessing, feature maps")
 SIZE = 64 if args.quick else 224
 
 # %% [markdown]
@@ -190,7 +190,10 @@ savefig(fig, args, "first_layer_kernels.png")
 # doubles the step.  So the receptive field grows 3, 5, 6, 10, 14, 16, 24, … up to
 # 212 pixels at block5_pool.  We check the arithmetic against autograd: the
 # gradient of one activation with respect to the image is non-zero exactly on
-# the patch that activation sees.
+# the patch that activation sees.  ("Non-zero" up to rounding: minidl's CPU
+# backend computes the wider convolutions with Winograd's algorithm, whose
+# float32 tile transforms leave values about 10⁻⁶ of the largest outside the
+# patch; with `MINIDL_CONV=im2col` they are exact zeros.)
 
 # %%
 def receptive_fields():
@@ -215,8 +218,9 @@ for layer in probe_layers:
     fmap = model.features(xi, layer)[layer]
     h, w = fmap.shape[2:]
     fmap[:, :, h // 2, w // 2].sum().backward()
-    grad = np.asarray(xi.grad.numpy() if hasattr(xi.grad, "numpy") else xi.grad)
-    touched = np.abs(grad[0]).sum(axis=0) > 0
+    grad = xi.grad.numpy()
+    magnitude = np.abs(grad[0]).sum(axis=0)
+    touched = magnitude > 1e-5 * magnitude.max()  # rounding aside (see the note above)
     extent = (np.ptp(np.nonzero(touched.any(1))[0]) + 1, np.ptp(np.nonzero(touched.any(0))[0]) + 1)
     check(f"{layer}: the gradient of one activation touches a {rf[layer]}x{rf[layer]} patch",
           extent == (rf[layer], rf[layer]))
