@@ -86,9 +86,19 @@ def _json_default(value):
 
 
 def peak_rss_mb() -> float:
-    """The largest resident memory this process has had so far, in MB (ru_maxrss)."""
+    """The largest resident memory this process has had so far, in MB.
+
+    Linux: VmHWM of /proc/self/status (ru_maxrss can carry the value of the
+    process that spawned this one); elsewhere ru_maxrss (macOS bytes, BSD kB).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports kilobytes, macOS bytes.
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 

@@ -48,7 +48,7 @@ B = 80.0  # spread of centred natural-image pixels, 0-255 scale
 V = B / 6.5  # typical difference between neighbouring pixels
 ALPHA_WEIGHT = 1e-4
 #: tv_weight by block (1..5) when none is given: deeper layers lean more on the prior.
-TV_WEIGHTS = {1: 0.05, 2: 0.1, 3: 0.2, 4: 0.5, 5: 1.0}
+TV_WEIGHTS = {1: 0.005, 2: 0.005, 3: 0.01, 4: 0.02, 5: 0.05}
 #: What ``layers="all"`` means: the last convolution of every block.
 LAST_CONVS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
 
@@ -106,6 +106,7 @@ def invert(image, layer, *, size=224, iterations=300, seed=0, device="cpu", weig
 
     bar = tqdm(total=iterations, disable=not progress, file=sys.stderr, leave=False,
                desc=f"invert {layer}", unit="it")
+    opt = None
 
     def closure():
         y.grad = None
@@ -115,9 +116,9 @@ def invert(image, layer, *, size=224, iterations=300, seed=0, device="cpu", weig
         row = log.add(len(log.rows), loss=loss, feature_error=feature, alpha_norm=a_norm, tv=tv)
         if row["loss"] < best["loss"]:
             best.update(row, y=np.array(_host(y.data)))
-        if row["i"] > 0:
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.4g}", error=f"{row['feature_error']:.3g}")
+        # the bar counts iterations; the line search may evaluate several times in one
+        bar.n = min(getattr(opt, "iterations", row["i"]), iterations)
+        bar.set_postfix(loss=f"{row['loss']:.4g}", error=f"{row['feature_error']:.3g}")
         return loss
 
     try:
