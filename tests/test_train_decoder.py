@@ -175,3 +175,15 @@ def test_init_decoder_of_another_layer(tmp_path, capsys):
     folder = _write_folder(tmp_path / "imgs", _images())
     assert main(_args(folder, tmp_path / "a.h5", "--init", str(tmp_path / "b2.h5"))) == 2
     assert "decodes block2_conv1, not block1_conv1" in _error(capsys)
+
+
+def test_command_trains_an_adain_decoder(tmp_path):
+    folder = _write_folder(tmp_path / "imgs", _images())
+    styles = _write_folder(tmp_path / "styles", _images(seed=7))
+    out = tmp_path / "adain.h5"
+    assert main(_args(folder, out, "--steps", "2", "--style-images", str(styles),
+                      "--style-weight", "3")) == 0
+    from minidl.models.decoder import read_decoder_metadata
+
+    training = read_decoder_metadata(out)["training"]
+    assert training["style_weight"] == 3 and training["style_images"] == str(styles)
