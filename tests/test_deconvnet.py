@@ -10,9 +10,10 @@ from minidl.data import sample
 from minidl.image import load_image
 from minidl.inversion.deconvnet import (
     RULES,
+    forward_trace,
     project,
     receptive_field,
-    strongest_position,
+    single_activation,
     strongest_signal,
     top_channels,
 )
@@ -32,9 +33,10 @@ def x():
 
 def test_block1_conv1_projects_to_its_filter_times_its_activation(model, x):
     channel = 7
-    signal, _ = strongest_signal(model, x, "block1_conv1", channel)
+    top, _ = forward_trace(model, x, "block1_conv1")
+    signal, (i, j) = single_activation(top, channel)
     activation = float(signal.numpy().max())
-    i, j = strongest_position(model, x, "block1_conv1", channel)
+    assert activation == top.numpy()[0, channel].max() > 0
     expected = np.zeros((3, x.shape[2] + 2, x.shape[3] + 2), np.float32)  # 1 px border
     expected[:, i:i + 3, j:j + 3] = activation * model.block1_conv1.weight.numpy()[channel]
     expected = expected[:, 1:-1, 1:-1]

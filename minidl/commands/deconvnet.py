@@ -40,8 +40,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minidl.autograd import no_grad
-    from minidl.inversion.deconvnet import channel_count, project, strongest_position, top_channels
+    from minidl.inversion.deconvnet import (
+        backward_pass,
+        channel_count,
+        forward_trace,
+        single_activation,
+        top_channels,
+    )
     from minidl.inversion.optimize import check_size
     from minidl.models.vgg16 import LAYER_NAMES, preprocess
     from minidl.runs import load_vgg16, resolve_image
@@ -65,13 +70,13 @@ def run(args: argparse.Namespace) -> int:
         return fail("deconvnet", e)
 
     x = preprocess(image, device=args.device)
+    top, trace = forward_trace(model, x, args.layer)  # one forward pass serves every channel
     if channels is None:
-        with no_grad():
-            channels = top_channels(model.features(x, args.layer)[args.layer], args.top)
+        channels = top_channels(top, args.top)
     panels = []
     for c in channels:
-        projection = project(model, x, args.layer, c, rule=args.rule).numpy()[0]
-        i, j = strongest_position(model, x, args.layer, c)
+        signal, (i, j) = single_activation(top, c)
+        projection = backward_pass(model, signal, trace, args.rule).numpy()[0]
         panels.append((c, (i, j), projection))
         print(f"channel {c:>3} strongest at ({i}, {j}): |projection| max "
               f"{np.abs(projection).max():.3g}")

@@ -55,13 +55,21 @@ def project(model, x: Tensor, layer: str, channel: int, rule: str = "deconvnet")
 
 
 def strongest_signal(model, x: Tensor, layer: str, channel: int):
-    """Forward to ``layer``; return (signal, trace).
-
-    ``signal`` is zero at ``layer`` except the strongest activation of
-    ``channel``, which keeps its value; ``trace`` holds what the backward pass
-    needs from each layer: the ReLU outputs and the pooling switches.
-    """
+    """Forward to ``layer``; return (signal, trace) for ``channel`` (see
+    :func:`forward_trace` and :func:`single_activation`)."""
     _check(model, x, layer, channel)
+    top, trace = forward_trace(model, x, layer)
+    signal, _ = single_activation(top, channel)
+    return signal, trace
+
+
+def forward_trace(model, x: Tensor, layer: str):
+    """Run ``x`` up to ``layer``; return (its output, trace).
+
+    ``trace`` holds what the way back needs from each layer, in order: a
+    convolution's ReLU output, or a pooling's switches and input size.  It is
+    the same for every channel, so one forward pass serves them all.
+    """
     trace = []
     with no_grad():
         h = x
@@ -73,12 +81,18 @@ def strongest_signal(model, x: Tensor, layer: str, channel: int):
             else:
                 h = F.relu(getattr(model, name)(h))
                 trace.append((name, h, None))
-        plane = h.numpy()[0, channel]
-        i, j = np.unravel_index(int(np.argmax(plane)), plane.shape)
-        mask = np.zeros(h.shape, dtype=np.float32)
-        mask[0, channel, i, j] = 1.0
-        signal = h * Tensor(h.xp.asarray(mask), device=h.device)
-    return signal, trace
+    return h, trace
+
+
+def single_activation(top: Tensor, channel: int):
+    """(signal, (i, j)): ``top`` zeroed except the strongest activation of ``channel``,
+    which keeps its value, and where that activation is."""
+    plane = top.numpy()[0, channel]
+    i, j = (int(v) for v in np.unravel_index(int(np.argmax(plane)), plane.shape))
+    mask = np.zeros(top.shape, dtype=top.dtype)
+    mask[0, channel, i, j] = 1.0
+    with no_grad():
+        return top * Tensor(top.xp.asarray(mask), device=top.device), (i, j)
 
 
 def backward_pass(model, signal: Tensor, trace, rule: str) -> Tensor:
@@ -130,13 +144,6 @@ def receptive_field(layer: str, i: int, j: int) -> tuple[int, int, int, int]:
             offset -= step
     top, left = offset + i * step, offset + j * step
     return top, left, top + size, left + size
-
-
-def strongest_position(model, x: Tensor, layer: str, channel: int) -> tuple[int, int]:
-    """(i, j) of the strongest activation of ``channel`` at ``layer``."""
-    signal, _ = strongest_signal(model, x, layer, channel)
-    plane = signal.numpy()[0, channel]
-    return tuple(int(v) for v in np.unravel_index(int(np.argmax(plane)), plane.shape))
 
 
 def _check(model, x, layer, channel) -> None:
