@@ -49,6 +49,7 @@ def test_loss_falls_and_log_has_the_documented_keys(model):
     final = log["final"]
     assert final["loss"] == pytest.approx(final["content"] + final["style"] + final["tv"], rel=1e-5)
     assert final["loss"] == min(r["loss"] for r in rows)
+    assert log["stop_reason"] == "max_iter"  # L-BFGS's own word for it
 
 
 def test_adam_and_random_init_also_lower_the_loss(model):

@@ -146,7 +146,7 @@ def main() -> None:
     opt.step(closure)
     results["minidl"] = {"seconds": time.perf_counter() - t, "evaluations": len(evals),
                          "final_loss": evals[-1], "best_loss": min(evals),
-                         "stop_reason": getattr(opt, "stop_reason", None)}
+                         "stop_reason": opt.stop_reason}
     minidl_image = x.data.copy()
     print(f"minidl L-BFGS: {results['minidl']}", flush=True)
 

@@ -96,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
         results.append(image)
         logs[name] = log
         final = log["final"]
-        print(f"{name:<14} error {final['feature_error']:.4f}  SSIM {final.get('ssim', float('nan')):.3f}"
-              f"  {log['seconds']:.1f} s")
+        print(f"{name:<14} error {final['feature_error']:.4f}  "
+              f"SSIM {final.get('ssim', float('nan')):.3f}  {log['seconds']:.1f} s  "
+              f"(stopped: {log.get('stop_reason') or 'max_iter'})")
 
     replaced = out.exists()
     if len(layers) == 1:

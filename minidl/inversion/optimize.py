@@ -126,7 +126,7 @@ def invert(image, layer, *, size=224, iterations=300, seed=0, device="cpu", weig
             opt = optim.LBFGS([y], lr=lr, max_iter=iterations, history_size=100,
                               line_search_fn="strong_wolfe")
             opt.step(closure)
-            log.extra["stop_reason"] = getattr(opt, "stop_reason", None)
+            log.extra["stop_reason"] = opt.stop_reason
         else:
             opt = optim.Adam([y], lr=lr)
             for _ in range(iterations):

@@ -228,8 +228,7 @@ def _optimise(x, parts, optimizer, lr, iterations, step, size, log, state, to_im
         if optimizer == "lbfgs":
             opt = optim.LBFGS([x], lr=lr, max_iter=iterations, history_size=100)
             opt.step(closure)
-            state.stop_reason = getattr(opt, "stop_reason", None) or (
-                "max_iter" if count > iterations else "converged")
+            state.stop_reason = opt.stop_reason
         else:
             opt = optim.Adam([x], lr=lr)
             for _ in range(iterations):
