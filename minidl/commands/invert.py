@@ -121,7 +121,7 @@ def strip(original, images, layers, logs) -> np.ndarray:
     from matplotlib.figure import Figure
 
     count = len(images) + 1
-    fig = Figure(figsize=(2.2 * count, 2.7), dpi=100)
+    fig = Figure(figsize=(2.2 * count, 3.0), dpi=100)
     canvas = FigureCanvasAgg(fig)
     panels = [("original", original, "")] + [
         (name, img, (f"error {logs[name]['final']['feature_error']:.3f}\n"
@@ -134,7 +134,7 @@ def strip(original, images, layers, logs) -> np.ndarray:
         ax.set_title(title, fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_xlabel(below, fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(pad=0.8)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
