@@ -226,3 +226,12 @@ def load_image_named(name):
     from minidl.data import sample
 
     return sample(name)
+
+
+def test_init_from_an_image_starts_there(model):
+    grey = np.full((20, 30, 3), 128, np.uint8)
+    _, from_grey = stylize("grace_hopper", "starry_night", weights=model, init=grey,
+                           **dict(SMALL, iterations=1))
+    _, from_content = stylize("grace_hopper", "starry_night", weights=model,
+                              **dict(SMALL, iterations=1))
+    assert from_grey["iterations"][0]["content"] > 0 == from_content["iterations"][0]["content"]

@@ -88,7 +88,9 @@ def stylize(content, styles, *, style_blend_weights=None, content_layers=CONTENT
 
     content_full = resolve_image(content)
     style_full = [resolve_image(s) for s in styles]
-    init_full = resolve_image(init) if init not in ("content", "random") else None
+    named_init = isinstance(init, str) and init in ("content", "random")
+    init_full = None if named_init else resolve_image(init)
+    init = init if named_init else "image"
     for s in sizes:
         _check_size(resize_to(content_full, s).shape, [*content_layers, *style_layers], "content")
         style_side = math.ceil(s * style_scale)
