@@ -228,7 +228,11 @@ def _optimise(x, parts, optimizer, lr, iterations, step, size, log, state, to_im
 
     try:
         if optimizer == "lbfgs":
-            opt = optim.LBFGS([x], lr=lr, max_iter=iterations, history_size=100)
+            # No early stop, as neural-style (tolX = tolFun = -1): L-BFGS's first step
+            # is 1/|g|₁, which at 1024 px moves the float32 loss by less than its last
+            # digit, and the "loss did not change" test would end the run there.
+            opt = optim.LBFGS([x], lr=lr, max_iter=iterations, history_size=100,
+                              tolerance_grad=-1, tolerance_change=-1)
             opt.step(closure)
             state.stop_reason = opt.stop_reason
         else:
