@@ -25,8 +25,8 @@ With ``w_mat = w.reshape(C_out, C_in*kh*kw)``::
 ``im2col``/``col2im`` methods are ``F.unfold``/``F.fold``.
 
 3x3 stride-1 convolutions (all of VGG16's) may instead run as Winograd F(4x4, 3x3),
-4x fewer multiplications (``backends/winograd.py``); the environment variable
-``MINIDL_CONV=im2col|winograd|auto`` chooses (``winograd.use_winograd``).
+4x fewer multiplications (``backends/winograd.py``): ``MINIDL_CONV=winograd``
+(on cpu, ``auto`` keeps im2col: see ``winograd.AUTO_DEVICES`` for why).
 
 Memory: a 3x3 conv on a 64-channel 512x512 image has a 576 x 262144 ``cols``
 matrix (600 MB in float32).  So each image is processed in *chunks of output
@@ -51,9 +51,10 @@ from numpy.lib.stride_tricks import as_strided
 from minidl.backends import winograd
 from minidl.geometry import output_hw, output_size
 
-# Largest im2col/col2im matrix built at once (bytes).  Small enough that the
-# chunk stays in the CPU's last-level cache while BLAS reads it.
-WORKSPACE_BYTES = 8 * 2**20
+# Largest im2col/col2im matrix built at once (bytes).  Each chunk is one BLAS call,
+# and each call wakes BLAS's threads: on a busy 2-core machine 32 MB chunks ran
+# VGG16 (224 px, forward+backward) in 3.4 s where 8 MB chunks took 4.8 s.
+WORKSPACE_BYTES = 32 * 2**20
 
 
 def _pad(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.ndarray:
@@ -185,7 +186,7 @@ class CpuBackend:
         n, c, h, wd = x.shape
         c_out, _, kh, kw = w.shape
         ho, wo = output_hw((h, wd), (kh, kw), stride, padding, dilation)
-        if winograd.use_winograd(c, (ho, wo), (kh, kw), stride, padding, dilation):
+        if winograd.use_winograd(self.name, c, (ho, wo), (kh, kw), stride, padding, dilation):
             return winograd.conv2d(x, w, padding)
         w_mat = w.reshape(c_out, c * kh * kw)
         y = np.empty((n, c_out, ho * wo), dtype=np.result_type(x, w))
@@ -200,7 +201,7 @@ class CpuBackend:
         self._check_output_hw(
             "conv2d_grad_input", (ho, wo), input_hw, (kh, kw), stride, padding, dilation
         )
-        if winograd.use_winograd(c_out, input_hw, (kh, kw), stride, padding, dilation):
+        if winograd.use_winograd(self.name, c_out, input_hw, (kh, kw), stride, padding, dilation):
             return winograd.conv2d_grad_input(gy, w, input_hw, padding)
         w_mat_t = w.reshape(c_out, c * kh * kw).T
         gy_mat = gy.reshape(n, c_out, ho * wo)
@@ -216,7 +217,7 @@ class CpuBackend:
         n, c, _, _ = x.shape
         _, c_out, ho, wo = gy.shape
         kh, kw = kernel_hw
-        if winograd.use_winograd(c, (ho, wo), kernel_hw, stride, padding, dilation):
+        if winograd.use_winograd(self.name, c, (ho, wo), kernel_hw, stride, padding, dilation):
             return winograd.conv2d_grad_weight(x, gy, padding)
         gy_mat = gy.reshape(n, c_out, ho * wo)
         gw = np.zeros((c_out, c * kh * kw), dtype=np.result_type(x, gy))
