@@ -20,14 +20,13 @@
 import h5py
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import check, finish, savefig, setup
 
 import minidl
 from minidl.data import sample
 from minidl.models import vgg16
 from minidl.models.vgg16 import BLOCK_CHANNELS, LAYER_NAMES, MEAN_BGR, deprocess, preprocess
 from minidl.weights import find_weights, read_weights
-
-from _common import check, finish, savefig, setup
 
 args = setup("07_vgg16_from_hdf5", "VGG16 from HDF5: the file, the transpose, preprocessing, feature maps")
 SIZE = 64 if args.quick else 224
@@ -89,7 +88,7 @@ with h5py.File(path, "r") as f:
     def show(name, obj):
         if isinstance(obj, h5py.Dataset):
             file_arrays[name] = obj[()]
-            print(f"  {name:<34} {str(obj.shape):<18} {obj.dtype}")
+            print(f"  {name:<34} {obj.shape!s:<18} {obj.dtype}")
 
     f.visititems(show)
 

@@ -30,14 +30,13 @@
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import check, finish, savefig, setup, weights_path
 
 import minidl
 from minidl.data import sample
 from minidl.inversion import deconvnet
 from minidl.models import vgg16
 from minidl.models.vgg16 import preprocess
-
-from _common import check, finish, savefig, setup, weights_path
 
 args = setup("08_deconvnet", "deconvnet, guided backprop and gradients side by side",
              devices=("cpu", "cuda"))

@@ -25,6 +25,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import check, finish, savefig, setup, weights_path
 
 import minidl
 import minidl.functional as F
@@ -33,12 +34,10 @@ from minidl.data import sample
 from minidl.inversion import optimize
 from minidl.models import vgg16
 
-from _common import check, finish, savefig, setup, weights_path
-
 args = setup("09_feature_inversion", "feature inversion: reconstructions from each block, TV, SSIM",
              devices=("cpu", "cuda"))
 MODEL = vgg16(weights=weights_path(args), device=args.device)
-SIZE, ITERATIONS = (48, 12) if args.quick else (128, 120)
+SIZE, ITERATIONS = (48, 12) if args.quick else (112, 80)
 LAYERS = ("block1_conv2", "block3_conv3", "block5_conv3") if args.quick else (
     "block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
 

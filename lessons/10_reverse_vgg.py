@@ -26,6 +26,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import check, finish, savefig, setup, weights_path
 
 import minidl
 from minidl import metrics
@@ -33,8 +34,6 @@ from minidl.inversion import optimize
 from minidl.models import vgg16
 from minidl.models.decoder import fit_to_layer, load_decoder, reconstruct
 from minidl.training import Settings, Trainer, held_out_images, random_crops
-
-from _common import check, finish, savefig, setup, weights_path
 
 args = setup("10_reverse_vgg", "train a decoder (transpose vs resize), compare with inversion",
              devices=("cpu", "cuda"))

@@ -16,14 +16,15 @@
 # painting's texture.  This lesson checks the algebra of G, looks at Grams, and
 # synthesises a texture from noise.
 #
-# Exercise: `lessons/exercises/11_*.py` asks you to write the Gram matrix and the
-# texture loss yourself (`python -m minidl.grade 11`).
+# Exercise: `lessons/exercises/11_gram.py` asks you to write `gram_matrix` and
+# `gram_loss` yourself (`python -m minidl.grade 11`).
 
 # %%
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import check, finish, savefig, setup, weights_path
 
 import minidl
 import minidl.functional as F
@@ -31,8 +32,6 @@ from minidl import optim
 from minidl.data import sample
 from minidl.models import vgg16
 from minidl.models.vgg16 import deprocess, preprocess
-
-from _common import check, finish, savefig, setup, weights_path
 
 args = setup("11_gram_matrices_texture", "Gram matrices and texture synthesis", devices=("cpu", "cuda"))
 SIZE = 40 if args.quick else 96

@@ -23,6 +23,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import check, finish, savefig, setup, weights_path
 
 import minidl.functional as F
 from minidl.autograd import no_grad
@@ -31,8 +32,6 @@ from minidl.models import vgg16
 from minidl.models.decoder import fit_to_layer, load_decoder, reconstruct
 from minidl.models.vgg16 import preprocess
 from minidl.style import adain, gatys
-
-from _common import check, finish, savefig, setup, weights_path
 
 args = setup("13_adain", "AdaIN: statistics, alpha, style interpolation, speed vs Gatys",
              devices=("cpu", "cuda"))
@@ -47,7 +46,7 @@ style, style2 = sample("starry_night", max_side=SIZE), sample("the_scream", max_
 
 def run(**options):
     """adain.stylize with this lesson's images, encoder, decoder and size."""
-    settings = dict(size=SIZE, decoder=decoder, weights=vgg, device=args.device)
+    settings = {"size": SIZE, "decoder": decoder, "weights": vgg, "device": args.device}
     settings.update(options)
     return adain.stylize(settings.pop("content", content), settings.pop("styles", [style]),
                          **settings)
