@@ -150,10 +150,12 @@ def _report(out, image, log, replaced, log_path, wall) -> None:
     if "loss" in final:
         print(f"final loss {final['loss']:.4g} ({parts})")
     rows = len(log.get("iterations", []))
-    if rows:
+    if rows > 1:
         print(f"{rows} loss evaluations in {log['seconds']:.1f} s "
               f"({log['seconds_per_iteration']:.3f} s each); peak memory "
               f"{log['peak_rss_mb']:.0f} MB")
+    elif "seconds" in log:
+        print(f"one pass in {log['seconds']:.1f} s; peak memory {log['peak_rss_mb']:.0f} MB")
     if log.get("stop_reason"):
         print(f"optimizer stopped: {log['stop_reason']}")
     note = " (replaced the earlier file)" if replaced else ""
