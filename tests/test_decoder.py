@@ -85,6 +85,35 @@ def test_fit_to_layer_crops_to_a_multiple_of_the_poolings():
         fit_to_layer(np.zeros((5, 40, 3), np.uint8), 3)
 
 
+@pytest.mark.parametrize("layer,arch", [("block3_conv1", "resize"), ("block4_conv1", "resize"),
+                                        ("block3_conv1", "transpose")])
+def test_shipped_decoders_load_and_say_how_they_were_trained(layer, arch):
+    path = shipped_decoder_path(layer, arch)
+    assert path.is_file(), path
+    assert path.stat().st_size < 3_000_000
+    decoder = load_decoder(path, layer=layer)
+    assert decoder.arch == arch
+    training = decoder.training_settings
+    assert training["steps_done"] > 0 and training["held_out_ssim"] is not None
+
+
+@pytest.mark.weights
+def test_shipped_block3_decoder_reconstructs_a_held_out_photo():
+    from minidl import metrics
+    from minidl.models import vgg16
+    from minidl.models.decoder import reconstruct
+    from minidl.training import held_out_images
+    from minidl.weights import find_weights
+
+    try:
+        weights = find_weights()
+    except FileNotFoundError:
+        pytest.skip("real VGG16 weights not found (MINIDL_WEIGHTS)")
+    image = held_out_images()["kodim03"]
+    decoded = reconstruct(vgg16(weights=weights), load_decoder("block3_conv1"), image)
+    assert metrics.ssim(decoded, fit_to_layer(image, 2)) > 0.6
+
+
 def test_decode_command(tmp_path, capsys):
     Decoder("block2_conv1").save(tmp_path / "d.h5")
     out = tmp_path / "out.png"
