@@ -146,6 +146,13 @@ def receptive_field(layer: str, i: int, j: int) -> tuple[int, int, int, int]:
     return top, left, top + size, left + size
 
 
+def strongest_position(model, x: Tensor, layer: str, channel: int) -> tuple[int, int]:
+    """(i, j) of the strongest activation of ``channel`` at ``layer``."""
+    _check(model, x, layer, channel)
+    top, _ = forward_trace(model, x, layer)
+    return single_activation(top, channel)[1]
+
+
 def _check(model, x, layer, channel) -> None:
     if getattr(model, "pooling", "max") != "max":
         raise ValueError("project: the deconvnet needs a VGG16 with max pooling (switches)")
