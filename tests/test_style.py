@@ -235,3 +235,9 @@ def test_init_from_an_image_starts_there(model):
     _, from_content = stylize("grace_hopper", "starry_night", weights=model,
                               **dict(SMALL, iterations=1))
     assert from_grey["iterations"][0]["content"] > 0 == from_content["iterations"][0]["content"]
+
+
+def test_average_pooling_also_lowers_the_loss():
+    _, log = stylize("grace_hopper", "starry_night", weights="random", pooling="avg", **SMALL)
+    assert log["iterations"][-1]["loss"] < log["iterations"][0]["loss"]
+    assert log["args"]["pooling"] == "avg"
