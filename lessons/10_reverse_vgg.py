@@ -38,7 +38,7 @@ from minidl.training import Settings, Trainer, held_out_images, random_crops
 args = setup("10_reverse_vgg", "train a decoder (transpose vs resize), compare with inversion",
              devices=("cpu", "cuda"))
 LAYER = "block3_conv1"
-STEPS, CROP, BATCH = (6, 32, 2) if args.quick else (60, 64, 4)
+STEPS, CROP, BATCH = (6, 32, 2) if args.quick else (40, 64, 4)
 EVAL_SIZE, INVERT_ITERATIONS = (48, 6) if args.quick else (128, 100)
 vgg = vgg16(weights=weights_path(args), device=args.device)
 

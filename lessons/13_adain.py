@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 13 — AdaIN: style transfer in one pass
 #
-# *Run time on a 2-core laptop CPU: about MEASURED s (`--quick`: about QUICK s).*
+# *Run time on a 2-core laptop CPU: about 45 s (`--quick`: about 10 s).*
 #
 # Gatys' method (lesson 12) optimises each picture for hundreds of iterations.
 # Huang & Belongie (2017) observed that much of a style lives in simple
@@ -102,10 +102,14 @@ savefig(fig, args, "alpha_sweep.png")
 
 # %% [markdown]
 # Does the decoded image really carry the style's statistics?  Encode the result
-# again and compare its channel means and stds at block4_conv1 with the style's:
-# they are not exact any more (the decoder is an approximate inverse, and was
-# trained to reconstruct, not to stylise), but closer to the style's than the
-# content's were.
+# again and measure how far its channel means and stds at block4_conv1 are from
+# the style's, next to the same distance for the content.  AdaIN's features
+# match the style exactly (section 1); whether the *picture* does depends on
+# the decoder.  The shipped one was trained only to *reconstruct* photos
+# (lesson 10), so it has never had to produce the statistics of a painting, and
+# it reproduces them only partly — look at the numbers and at the sweep.  Huang
+# & Belongie train the decoder with a style loss for exactly this reason
+# (`minidl train-decoder --style-images DIR` does that, starting from this one).
 
 # %%
 def stats_distance(image):
@@ -115,11 +119,9 @@ def stats_distance(image):
     return float(np.linalg.norm(a.mean(1) - fs.mean(1)) + np.linalg.norm(a.std(1) - fs.std(1)))
 
 
-d_content, d_result = stats_distance(content), stats_distance(sweep[1.0])
-print(f"distance of {LAYER} channel statistics to the style's: content {d_content:.1f}, "
-      f"AdaIN result {d_result:.1f}")
-check("the decoded result's statistics are closer to the style's than the content's",
-      d_result < d_content)
+print(f"distance of {LAYER} channel statistics to the style's: content "
+      f"{stats_distance(content):.0f}, AdaIN target 0 (by construction), decoded result "
+      f"{stats_distance(sweep[1.0]):.0f}")
 
 # %% [markdown]
 # ## 3. Interpolating between two styles
@@ -161,8 +163,9 @@ check(f"AdaIN takes less time than {GATYS_ITERATIONS + 1} Gatys loss evaluations
 # ## What we learned
 # - AdaIN gives the content's feature maps the style's channel means and
 #   standard deviations, and keeps their pattern.
-# - A trained decoder turns those features into a picture in one pass: alpha
-#   trades style for content, and styles interpolate by mixing targets.
+# - A decoder turns those features into a picture in one pass: alpha trades
+#   style for content, and styles interpolate by mixing targets.  How much style
+#   reaches the picture depends on how the decoder was trained.
 # - It costs about as much as a few Gatys iterations, where a Gatys picture
 #   needs hundreds; compare the two by eye (and with `minidl compare`).
 
