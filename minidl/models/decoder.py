@@ -234,14 +234,18 @@ def reconstruct(vgg, decoder: Decoder, image: np.ndarray) -> np.ndarray:
         return deprocess(decoder(vgg.features(x, decoder.layer)[decoder.layer]))
 
 
-def shipped_decoder_path(layer: str, arch: str = "resize") -> Path:
-    """Path of the decoder shipped with minidl for ``layer`` and ``arch``."""
+def shipped_decoder_path(layer: str, arch: str = "resize", adain: bool = False) -> Path:
+    """Path of the decoder shipped with minidl for ``layer`` and ``arch``.
+
+    ``adain=True``: the one fine-tuned for AdaIN style transfer
+    (``train-decoder --style-images``), which AdaIN uses when it exists.
+    """
     if layer not in LAYERS or arch not in ARCHS:
         raise ValueError(
             f"shipped_decoder_path: no decoder for layer {layer!r}, arch {arch!r}; "
             f"layers: {', '.join(LAYERS)}; archs: {', '.join(ARCHS)}"
         )
-    return SHIPPED_DIR / f"{layer}_{arch}.h5"
+    return SHIPPED_DIR / f"{layer}_{arch}{'_adain' if adain else ''}.h5"
 
 
 def read_decoder_metadata(path) -> dict:

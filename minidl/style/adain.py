@@ -18,7 +18,8 @@ decoder's reconstruction of the content; ``alpha = 1`` the full style.
 The decoder matters: one trained only to reconstruct (``minidl
 train-decoder``) already gives a stylisation, one trained with the style loss
 (``train-decoder --style-images``) gives stronger, cleaner textures.  By
-default the shipped ``block4_conv1`` decoder is used, the layer AdaIN uses.
+default the shipped ``block4_conv1`` decoder is used (the layer AdaIN uses),
+the one fine-tuned with the style loss when minidl ships it.
 
 ``preserve_color`` keeps the content's colours: the result's luminance with
 the content's chrominance (:func:`minidl.style.colors.match_luminance`), as
@@ -29,11 +30,18 @@ from __future__ import annotations
 
 from minidl import functional as F
 from minidl.autograd import no_grad
-from minidl.models.decoder import fit_to_layer, load_decoder
+from minidl.models.decoder import fit_to_layer, load_decoder, shipped_decoder_path
 from minidl.models.vgg16 import deprocess, preprocess
 from minidl.runs import RunLog, load_vgg16, resolve_image
 
 DEFAULT_LAYER = "block4_conv1"
+
+
+def default_decoder():
+    """The shipped block4_conv1 decoder fine-tuned for AdaIN if there is one, else the
+    shipped reconstruction decoder of that layer."""
+    tuned = shipped_decoder_path(DEFAULT_LAYER, adain=True)
+    return tuned if tuned.is_file() else DEFAULT_LAYER
 
 
 def blend_weights(weights, count: int) -> list[float]:
@@ -70,7 +78,7 @@ def stylize(content, styles, *, style_blend_weights=None, alpha: float = 1.0,
         preserve_color: keep the content's colours.
         decoder: a decoder file, a layer name (its shipped decoder), a loaded
             :class:`~minidl.models.decoder.Decoder`, or None: the shipped
-            ``block4_conv1`` one.
+            ``block4_conv1`` one (fine-tuned for AdaIN when shipped).
         size: longer side of the content and styles, in pixels; the content is
             then cropped to a multiple of 2**poolings (8 for block4_conv1).
         weights: VGG16 weights, as :func:`minidl.runs.load_vgg16` takes them.
@@ -89,12 +97,18 @@ def stylize(content, styles, *, style_blend_weights=None, alpha: float = 1.0,
         raise ValueError(f"adain: size must be a positive integer, got {size}")
     blend = blend_weights(style_blend_weights, len(styles))
     model = load_vgg16(weights, device=device)
+    if hasattr(decoder, "layer"):
+        decoder_name = f"Decoder({decoder.layer!r}, {decoder.arch!r})"
+    else:
+        decoder_name = str(decoder or default_decoder())
     settings = {"method": "adain", "size": size, "alpha": alpha, "preserve_color": preserve_color,
-                    "style_blend_weights": blend, "decoder": str(decoder or DEFAULT_LAYER)}
+                "style_blend_weights": blend, "decoder": decoder_name}
     log = RunLog("stylize", settings, device)
     log.start()
 
-    net = decoder if hasattr(decoder, "layer") else load_decoder(decoder or DEFAULT_LAYER, device)
+    net = decoder
+    if not hasattr(net, "layer"):  # a path or layer name, not a loaded Decoder
+        net = load_decoder(decoder or default_decoder(), device)
     layer = net.layer
     content_img = fit_to_layer(resolve_image(content, max_side=size), net.pools)
     style_imgs = [resolve_image(s, max_side=size) for s in styles]
