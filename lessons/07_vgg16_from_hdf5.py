@@ -189,10 +189,10 @@ savefig(fig, args, "first_layer_kernels.png")
 # doubles the step.  So the receptive field grows 3, 5, 6, 10, 14, 16, 24, … up to
 # 212 pixels at block5_pool.  We check the arithmetic against autograd: the
 # gradient of one activation with respect to the image is non-zero exactly on
-# the patch that activation sees.  ("Non-zero" up to rounding: minidl's CPU
-# backend computes the wider convolutions with Winograd's algorithm, whose
-# float32 tile transforms leave values about 10⁻⁶ of the largest outside the
-# patch; with `MINIDL_CONV=im2col` they are exact zeros.)
+# the patch that activation sees.  ("Non-zero" up to rounding: with Winograd's
+# convolution algorithm — `MINIDL_CONV=winograd`, and the default on the GPU
+# backends — the float32 tile transforms leave values about 10⁻⁶ of the largest
+# outside the patch; with im2col, the CPU's default, they are exact zeros.)
 
 # %%
 def receptive_fields():

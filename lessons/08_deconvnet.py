@@ -97,10 +97,10 @@ check("gradient == deconvnet at block1_conv1", projections["gradient"],
 #
 # A projection is zero outside the unit's receptive field (lesson 07;
 # `deconvnet.receptive_field` gives its box): no pixel outside it can change the
-# unit, whatever the rule.  (Zero up to rounding: minidl's CPU backend runs the
-# wider convolutions with Winograd's algorithm, whose float32 tile transforms
-# leave values about 10⁻⁶ of the largest just outside the field; run with
-# `MINIDL_CONV=im2col` and they are exact zeros.)
+# unit, whatever the rule.  (Zero up to rounding: with Winograd's convolution
+# algorithm — `MINIDL_CONV=winograd`, and the default on the GPU backends — the
+# float32 tile transforms leave values about 10⁻⁶ of the largest just outside
+# the field; with im2col, the CPU's default, they are exact zeros.)
 
 
 # %%
