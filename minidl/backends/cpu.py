@@ -52,9 +52,10 @@ from minidl.backends import winograd
 from minidl.geometry import output_hw, output_size
 
 # Largest im2col/col2im matrix built at once (bytes).  Each chunk is one BLAS call,
-# and each call wakes BLAS's threads: on a busy 2-core machine 32 MB chunks ran
-# VGG16 (224 px, forward+backward) in 3.4 s where 8 MB chunks took 4.8 s.
-WORKSPACE_BYTES = 32 * 2**20
+# and each call wakes BLAS's threads, so bigger chunks are faster, and cost memory.
+# VGG16 forward+backward, 2 threads, here: 8 / 16 / 32 MB chunks took 2.80 / 2.58 /
+# 2.32 s at 224 px and 16.7 / 14.3 / 13.7 s at 512 px, peaking at 472 / 494 / 526 MB.
+WORKSPACE_BYTES = 16 * 2**20
 
 
 def _pad(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.ndarray:
