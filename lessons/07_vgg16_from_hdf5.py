@@ -66,8 +66,9 @@ def write_random_keras2_file(path, seed=0):
 try:
     path = find_weights()
     real = True
-except FileNotFoundError as e:
-    print(f"no real weights ({str(e).splitlines()[0]}); using a random stand-in")
+except FileNotFoundError:
+    print("no VGG16 weights found (`minidl weights fetch vgg16`, or set MINIDL_WEIGHTS): "
+          "using a stand-in file of random weights")
     path = args.out / "vgg16_random_keras2.h5"
     write_random_keras2_file(path)
     real = False
