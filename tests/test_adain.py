@@ -103,3 +103,12 @@ def test_shipped_decoder_stylises_with_real_weights():
     image, _log = stylize("grace_hopper", "starry_night", size=128)
     assert image.shape[2] == 3 and max(image.shape[:2]) == 128
     assert image.std() > 10  # a picture, not a flat colour
+
+
+def test_default_decoder_is_the_shipped_adain_one():
+    from minidl.models.decoder import load_decoder, shipped_decoder_path
+    from minidl.style.adain import default_decoder
+
+    assert default_decoder() == shipped_decoder_path("block4_conv1", adain=True)
+    decoder = load_decoder(default_decoder(), layer="block4_conv1")
+    assert decoder.training_settings["style_weight"] > 0 and decoder.arch == "resize"
