@@ -117,7 +117,7 @@ def resolve_image(spec, max_side: int | None = None) -> np.ndarray:
     name that is neither a file nor bundled: the message lists the names; an
     unreadable file) or ``TypeError`` (an array that is not uint8 RGB).
     """
-    from minidl.data import NAMES, sample
+    from minidl.data import NAMES, NAMES_TEXT, sample
 
     if isinstance(spec, np.ndarray):
         if spec.dtype != np.uint8 or spec.ndim != 3 or spec.shape[2] != 3:
@@ -131,7 +131,7 @@ def resolve_image(spec, max_side: int | None = None) -> np.ndarray:
     if spec in NAMES:
         return sample(spec, max_side=max_side)
     raise ValueError(
-        f"{spec}: no such image file, and not a bundled image name ({', '.join(NAMES)})"
+        f"{spec}: no such image file, and not a bundled image name ({NAMES_TEXT})"
     )
 
 

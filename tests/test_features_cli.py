@@ -87,7 +87,7 @@ def test_bad_arguments(tmp_path, image_file, capsys):
     status, _, stderr = run(capsys, image_file, "--random", "--layers", "block1_conv1,fc1")
     assert status == 1 and "fc1" in stderr and "block5_pool" in stderr
     status, _, stderr = run(capsys, tmp_path / "missing.jpg", "--random")
-    assert status == 1 and "not a sample name" in stderr and "grace_hopper" in stderr
+    assert status == 1 and "not a bundled image name" in stderr and "grace_hopper" in stderr
     status, _, stderr = run(capsys, image_file, "--random", "--maps", 0)
     assert status == 1 and "--maps" in stderr
     status, _, stderr = run(capsys, image_file, "--random", "--size", 16,

@@ -130,4 +130,11 @@ def test_unknown_sample_lists_names():
     with pytest.raises(ValueError, match="unknown sample image 'mona_lisa'.*starry_night"):
         sample("mona_lisa")
     assert set(NAMES) == {"starry_night", "the_scream", "shipwreck", "leger", "mondrian",
-                          "red_chalk", "grace_hopper"}
+                          "red_chalk", "grace_hopper", *(f"kodim{k:02d}" for k in range(1, 21))}
+
+
+def test_kodak_photos_are_bundled_names():
+    img = sample("kodim03")
+    assert max(img.shape[:2]) == 384 and img.dtype == np.uint8
+    with pytest.raises(ValueError, match="kodim01 ... kodim20"):
+        sample("kodim21")

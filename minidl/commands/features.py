@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from minidl.runs import resolve_image
 
 DEFAULT_LAYERS = "block1_conv1,block3_conv1,block5_conv1"
 
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"--size must be at least 1, got {args.size}")
 
     try:
-        image = load_input_image(args.image, args.size)
+        image = resolve_image(args.image, max_side=args.size)
     except (FileNotFoundError, ValueError) as e:
         return _error(str(e))
 
@@ -161,23 +161,6 @@ def run(args: argparse.Namespace) -> int:
         save_feature_grid(path, feature.numpy()[0], name, args.maps)
         print(f"wrote {path}" + (" (replaced the file from an earlier run)" if replaced else ""))
     return 0
-
-
-def load_input_image(spec: str, size: int) -> np.ndarray:
-    """Load IMAGE: a file if one exists at ``spec``, else a sample image by name.
-
-    Returns an (H, W, 3) uint8 RGB array whose longer side is ``size`` pixels.
-    """
-    from minidl.data import NAMES, sample
-    from minidl.image import load_image
-
-    if Path(spec).is_file():
-        return load_image(spec, max_side=size)
-    if spec in NAMES:
-        return sample(spec, max_side=size)
-    raise FileNotFoundError(
-        f"{spec}: no such image file, and not a sample name ({', '.join(NAMES)})"
-    )
 
 
 def _error(message: str) -> int:
