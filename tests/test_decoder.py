@@ -128,3 +128,21 @@ def test_decode_command_bad_decoder(tmp_path, capsys):
                  "-o", str(tmp_path / "o.png")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("minidl decode: error:") and "no.h5" in err and "\n" not in err
+
+
+def test_load_refuses_a_declared_shape_that_does_not_fit_before_reading_it(tmp_path):
+    """A decoder file is untrusted input: a dataset declaring a huge shape (gzip makes
+    it tiny on disk) is refused from its metadata, before any value is read."""
+    import h5py
+
+    path = tmp_path / "bomb.h5"
+    Decoder("block2_conv1", width=0.25).save(path)
+    with h5py.File(path, "r+") as f:
+        for name, shape, chunks in (("weight", (40_000_000, 128, 3, 3), (1, 128, 3, 3)),
+                                    ("bias", (40_000_000,), (1024,))):
+            del f[f"stage0.conv.{name}"]
+            f.create_dataset(f"stage0.conv.{name}", shape=shape, dtype="float32",
+                             compression="gzip", chunks=chunks)
+    with pytest.raises(ValueError, match=r"stage0\.conv\.weight: expected shape .*"
+                                         r"found \(40000000, 128, 3, 3\)"):
+        load_decoder(path)

@@ -266,15 +266,14 @@ def load_decoder(path_or_layer: str | os.PathLike, device: str = "cpu",
     cannot decode ``block3_conv1`` features): anything else is a ValueError.
     The network is returned in eval mode, frozen, in float32 on ``device``.
     """
-    from minidl.weights import read_weights
+    from minidl.weights import inspect_weights
 
     spec = str(path_or_layer)
     path = shipped_decoder_path(spec) if spec in LAYERS else Path(spec)
     if not path.is_file():
         where = "shipped decoder" if spec in LAYERS else "decoder file"
         raise FileNotFoundError(f"{where} not found: {path}")
-    weights = read_weights(path)
-    metadata = weights.metadata
+    metadata = inspect_weights(path).metadata  # metadata only: no array is read yet
     if metadata.get("module") != "Decoder":
         raise ValueError(f"{path}: not a decoder file (its metadata says {metadata or 'nothing'})")
     if layer is not None and metadata["layer"] != layer:
@@ -282,6 +281,6 @@ def load_decoder(path_or_layer: str | os.PathLike, device: str = "cpu",
             f"{path}: this decoder decodes {metadata['layer']}, not {layer} as asked"
         )
     decoder = Decoder(metadata["layer"], metadata["arch"], metadata["width"])
-    decoder.load_state_dict(weights.state_dict, strict=True, source=str(path))
+    decoder.load(path)  # checks every declared shape against this decoder before reading
     decoder.training_settings = metadata.get("training", {})
     return decoder.to(device).eval().requires_grad_(False)
