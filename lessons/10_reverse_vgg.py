@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 10 — The reverse VGG: learning to invert a layer
 #
-# *Run time on a 2-core laptop CPU: about 2½ minutes (`--quick`: about 20 s).*
+# *Run time on a 2-core laptop CPU: about 2¾ minutes (`--quick`: about 20 s).*
 #
 # Lesson 09 inverted a layer by *optimisation*: hundreds of forward and backward
 # passes for each image.  A *decoder* learns the inversion once, from many
