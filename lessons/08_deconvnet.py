@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 08 — The deconvnet: projecting a unit back to pixels
 #
-# *Run time on a 2-core laptop CPU: about 20 s (`--quick`: about 6 s).*
+# *Run time on a 2-core laptop CPU: about 20 s (`--quick`: about 4 s).*
 #
 # What makes a channel of VGG16 fire?  Zeiler & Fergus (2014) took the single
 # strongest activation of a channel, set everything else in that layer to zero,

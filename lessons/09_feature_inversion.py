@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 09 — Feature inversion: what does a layer keep?
 #
-# *Run time on a 2-core laptop CPU: about 1 minute (`--quick`: about 12 s).*
+# *Run time on a 2-core laptop CPU: about 1 minute (`--quick`: about 8 s).*
 #
 # Lesson 08 asked what *one* unit responds to.  Here we ask what a *whole layer*
 # remembers of an image.  Mahendran & Vedaldi (2015) answer it by optimisation:

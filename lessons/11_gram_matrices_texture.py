@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 11 — Gram matrices and texture
 #
-# *Run time on a 2-core laptop CPU: about 80 s (`--quick`: about 12 s).*
+# *Run time on a 2-core laptop CPU: about 80 s (`--quick`: about 11 s).*
 #
 # A feature map F of C channels over H×W positions says *what* is *where*.  Its
 # Gram matrix

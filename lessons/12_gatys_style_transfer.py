@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 12 — Gatys style transfer
 #
-# *Run time on a 2-core laptop CPU: about 2½ minutes (`--quick`: about 15 s).*
+# *Run time on a 2-core laptop CPU: about 2½ minutes (`--quick`: about 20 s).*
 #
 # Lesson 11 turned noise into a texture by matching Gram matrices.  Gatys, Ecker
 # & Bethge (2016) add a second term that keeps the *content* of a photo: the

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 13 — AdaIN: style transfer in one pass
 #
-# *Run time on a 2-core laptop CPU: about 55 s (`--quick`: about 10 s).*
+# *Run time on a 2-core laptop CPU: about 55 s (`--quick`: about 6 s).*
 #
 # Gatys' method (lesson 12) optimises each picture for hundreds of iterations.
 # Huang & Belongie (2017) observed that much of a style lives in simple
