@@ -17,7 +17,9 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "out"
 FIGURE = {
     "01": "graph.png", "02": "conv_matrix.png", "03": "not_an_inverse.png", "04": "gemm_tiling.png",
-    "05": "resize_vs_transposed.png", "06": "worked_8x8.png",
+    "05": "resize_vs_transposed.png", "06": "worked_8x8.png", "07": "feature_maps.png",
+    "08": "projections_block3_conv3.png", "09": "reconstructions.png", "10": "held_out.png",
+    "11": "texture_synthesis.png", "12": "stylized.png", "13": "alpha_sweep.png",
 }
 WIDTH = 280
 
