@@ -7,7 +7,8 @@ import pytest
 
 from minidl.models import vgg16
 from minidl.models.decoder import Decoder, reconstruct
-from minidl.style.adain import adain_target, blend_weights, stylize
+from minidl.style.adain import adain_target, stylize
+from minidl.style.blend import blend_weights
 from minidl.tensor import Tensor
 
 

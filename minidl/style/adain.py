@@ -33,6 +33,7 @@ from minidl.autograd import no_grad
 from minidl.models.decoder import fit_to_layer, load_decoder, shipped_decoder_path
 from minidl.models.vgg16 import deprocess, preprocess
 from minidl.runs import RunLog, load_vgg16, resolve_image
+from minidl.style.blend import blend_weights
 
 DEFAULT_LAYER = "block4_conv1"
 
@@ -44,19 +45,6 @@ def default_decoder():
     return tuned if tuned.is_file() else DEFAULT_LAYER
 
 
-def blend_weights(weights, count: int) -> list[float]:
-    """Blend weights normalised to sum to one (equal when ``None``)."""
-    if weights is None:
-        return [1.0 / count] * count
-    weights = [float(w) for w in weights]
-    if len(weights) != count:
-        raise ValueError(
-            f"adain: style_blend_weights: got {len(weights)} weight(s) for {count} style image(s)"
-        )
-    if min(weights) < 0 or sum(weights) <= 0:
-        raise ValueError(f"adain: style_blend_weights must be >= 0 with a positive sum, "
-                         f"got {weights}")
-    return [w / sum(weights) for w in weights]
 
 
 def adain_target(content_features, style_features: list, blend: list[float], alpha: float):
@@ -95,7 +83,7 @@ def stylize(content, styles, *, style_blend_weights=None, alpha: float = 1.0,
         raise ValueError(f"adain: alpha must be in [0, 1], got {alpha}")
     if int(size) < 1:
         raise ValueError(f"adain: size must be a positive integer, got {size}")
-    blend = blend_weights(style_blend_weights, len(styles))
+    blend = blend_weights(style_blend_weights, len(styles), "adain")
     model = load_vgg16(weights, device=device)
     if hasattr(decoder, "layer"):
         decoder_name = f"Decoder({decoder.layer!r}, {decoder.arch!r})"

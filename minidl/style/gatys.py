@@ -45,6 +45,7 @@ from minidl import optim
 from minidl.autograd import no_grad
 from minidl.models.vgg16 import LAYER_NAMES, POOLINGS, deprocess, preprocess
 from minidl.runs import RunInterrupted, RunLog, load_vgg16, resolve_image
+from minidl.style.blend import blend_weights
 from minidl.style.colors import match_luminance
 from minidl.tensor import tensor
 
@@ -84,7 +85,7 @@ def stylize(content, styles, *, style_blend_weights=None, content_layers=CONTENT
     styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
     sizes = [int(s) for s in scales] if scales else [size]
     layer_weights = _check_settings(settings, sizes, len(styles))
-    blend = _blend_weights(style_blend_weights, len(styles))
+    blend = blend_weights(style_blend_weights, len(styles), "stylize")
 
     content_full = resolve_image(content)
     style_full = [resolve_image(s) for s in styles]
@@ -275,17 +276,6 @@ def _host(array):
     return array.get() if hasattr(array, "get") else np.asarray(array)
 
 
-def _blend_weights(weights, count):
-    if weights is None:
-        return [1.0 / count] * count
-    weights = [float(w) for w in weights]
-    if len(weights) != count:
-        raise ValueError(
-            f"style_blend_weights: got {len(weights)} weight(s) for {count} style image(s)"
-        )
-    if min(weights) < 0 or sum(weights) <= 0:
-        raise ValueError(f"style_blend_weights must be >= 0 with a positive sum, got {weights}")
-    return [w / sum(weights) for w in weights]
 
 
 def _check_settings(s, sizes, n_styles) -> list[float]:
