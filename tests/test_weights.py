@@ -480,6 +480,15 @@ def test_fetch_does_not_overwrite(tmp_path, server, capsys):
     assert "already exists" in capsys.readouterr().out
 
 
+def test_cli_fetch_is_satisfied_by_the_file_minidl_already_finds(tmp_path, monkeypatch, capsys):
+    """Offline with MINIDL_WEIGHTS set, the README's `weights fetch` step must pass."""
+    write_keras2(tmp_path / "mine.h5", NOTOP)
+    monkeypatch.setenv("MINIDL_WEIGHTS", str(tmp_path / "mine.h5"))
+    monkeypatch.setattr(weights.download, "_download", lambda *a, **k: pytest.fail("downloaded"))
+    assert main(["weights", "fetch", "vgg16"]) == 0
+    assert f"already here: {tmp_path / 'mine.h5'}" in capsys.readouterr().out
+
+
 def test_fetch_refuses_a_broken_existing_file_and_keeps_it(tmp_path, server):
     (tmp_path / OFFICIAL).write_bytes(b"half a download")
     with pytest.raises(DownloadError, match=r"already exists but is not a usable weight file "

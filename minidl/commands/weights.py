@@ -20,6 +20,7 @@ from minidl.weights import (
     DownloadError,
     WeightsError,
     fetch,
+    find_weights,
     inspect_weights,
 )
 
@@ -52,7 +53,21 @@ def register(subparsers) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    """Download, or say why not (exit code 1: the network or the disk, not the user)."""
+    """Download, or say why not (exit code 1: the network or the disk, not the user).
+
+    Without ``--dir``, a usable file that minidl already finds (``MINIDL_WEIGHTS``,
+    weights/, the cache) is enough: nothing is downloaded, so an offline user who set
+    MINIDL_WEIGHTS can run the README's first command as written.
+    """
+    if args.dir is None:
+        try:
+            found = find_weights(args.name)
+            inspect_weights(found)
+        except (FileNotFoundError, WeightsError):
+            pass
+        else:
+            print(f"{args.name} weights already here: {found}; not downloading")
+            return 0
     try:
         fetch(args.name, directory=args.dir)
     except DownloadError as e:
