@@ -241,6 +241,22 @@ class RunLog:
         return atomic_write_json(path, self.to_dict())
 
 
+def add_vgg16_options(parser) -> None:
+    """The options every VGG16 command shares: ``--device``, and where the weights come
+    from (``--weights PATH`` or ``--random``); :func:`vgg16_weights` reads them back."""
+    parser.add_argument("--device", choices=("cpu", "cuda", "cuda-emu"), default="cpu")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--weights", metavar="PATH",
+                        help="VGG16 weights (default: found via MINIDL_WEIGHTS or weights/)")
+    source.add_argument("--random", action="store_true",
+                        help="an untrained VGG16 (for tests: the pictures mean nothing)")
+
+
+def vgg16_weights(args):
+    """What :func:`load_vgg16` takes for the options of :func:`add_vgg16_options`."""
+    return "random" if args.random else args.weights
+
+
 def load_vgg16(weights=None, *, pooling: str = "max", device: str = "cpu"):
     """VGG16 for an algorithm: ``weights`` is None or "auto" (the file
     :func:`minidl.weights.find_weights` finds), "random" (untrained, for tests and

@@ -14,6 +14,8 @@ distance = closer to the style, lower content distance = more of the content.
 
 from __future__ import annotations
 
+from minidl.runs import add_vgg16_options, vgg16_weights
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -26,10 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("b", metavar="B", help="image file or bundled name")
     p.add_argument("--style", metavar="S", help="style image: Gram distance of A and B to it")
     p.add_argument("--content", metavar="C", help="content image: content distance of A and B")
-    p.add_argument("--device", choices=("cpu", "cuda", "cuda-emu"), default="cpu")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: found)")
-    source.add_argument("--random", action="store_true", help="an untrained VGG16 (tests)")
+    add_vgg16_options(p)
     p.set_defaults(func=run)
 
 
@@ -47,7 +46,7 @@ def run(args) -> int:
                              f"{b.shape[1]}x{b.shape[0]}: MSE, PSNR and SSIM need the same size")
         style = resolve_image(args.style) if args.style else None
         content = resolve_image(args.content) if args.content else None
-        vgg = (load_vgg16("random" if args.random else args.weights, device=args.device)
+        vgg = (load_vgg16(vgg16_weights(args), device=args.device)
                if style is not None or content is not None else None)
     except (ValueError, TypeError) as e:
         return fail("compare", e)

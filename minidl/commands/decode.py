@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import time
 
+from minidl.runs import add_vgg16_options, vgg16_weights
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -28,10 +30,7 @@ def register(subparsers) -> None:
                    help="a layer name (its shipped decoder) or a decoder .h5 file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png")
     p.add_argument("--size", type=int, default=256, help="longer side in pixels (default 256)")
-    p.add_argument("--device", choices=("cpu", "cuda", "cuda-emu"), default="cpu")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: found)")
-    source.add_argument("--random", action="store_true", help="an untrained VGG16 (tests)")
+    add_vgg16_options(p)
     p.set_defaults(func=run)
 
 
@@ -47,7 +46,7 @@ def run(args) -> int:
         out = check_output_path(args.output, "-o")
         decoder = load_decoder(args.decoder, device=args.device)
         image = fit_to_layer(resolve_image(args.image, max_side=args.size), decoder.pools)
-        vgg = load_vgg16("random" if args.random else args.weights, device=args.device)
+        vgg = load_vgg16(vgg16_weights(args), device=args.device)
     except (ValueError, TypeError, FileNotFoundError) as e:
         return fail("decode", e)
     decoded = reconstruct(vgg, decoder, image)

@@ -14,7 +14,14 @@ import math
 
 import numpy as np
 
-from minidl.runs import atomic_save_image, check_output_path, fail, parse_list
+from minidl.runs import (
+    add_vgg16_options,
+    atomic_save_image,
+    check_output_path,
+    fail,
+    parse_list,
+    vgg16_weights,
+)
 
 
 def register(subparsers) -> None:
@@ -32,10 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--rule", choices=("deconvnet", "guided", "gradient"), default="deconvnet")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png")
     p.add_argument("--size", type=int, default=224, help="longest side (default 224)")
-    p.add_argument("--device", choices=("cpu", "cuda", "cuda-emu"), default="cpu")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="PATH")
-    source.add_argument("--random", action="store_true", help="untrained VGG16 (tests)")
+    add_vgg16_options(p)
     p.set_defaults(func=run)
 
 
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--top must be at least 1, got {args.top}")
         image = resolve_image(args.image, max_side=args.size)
         check_size(image.shape, args.layer)
-        model = load_vgg16("random" if args.random else args.weights, device=args.device)
+        model = load_vgg16(vgg16_weights(args), device=args.device)
         channels = parse_list(args.channels, int, "--channels")
         count = channel_count(model, args.layer)
         if channels is not None and (not channels or not all(0 <= c < count for c in channels)):

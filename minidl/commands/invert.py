@@ -15,6 +15,7 @@ import numpy as np
 
 from minidl.runs import (
     RunInterrupted,
+    add_vgg16_options,
     atomic_save_image,
     atomic_write_json,
     check_log_path,
@@ -22,6 +23,7 @@ from minidl.runs import (
     fail,
     parse_list,
     save_interrupted,
+    vgg16_weights,
 )
 
 
@@ -46,10 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--alpha-weight", type=float, help="default 1e-4")
     p.add_argument("--tv-weight", type=float, help="default: by block, 0.05 (block1) .. 1 (block5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=("cpu", "cuda", "cuda-emu"), default="cpu")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="PATH")
-    source.add_argument("--random", action="store_true", help="untrained VGG16 (tests)")
+    add_vgg16_options(p)
     p.add_argument("--log", metavar="OUT.json")
     p.set_defaults(func=run)
 
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         original = resolve_image(args.image, max_side=args.size)
         for name in layers:
             check_size(original.shape, name)
-        model = load_vgg16("random" if args.random else args.weights, device=args.device)
+        model = load_vgg16(vgg16_weights(args), device=args.device)
     except (ValueError, TypeError, RuntimeError) as e:
         return fail("invert", e)
 

@@ -14,6 +14,7 @@ import time
 
 from minidl.runs import (
     RunInterrupted,
+    add_vgg16_options,
     atomic_save_image,
     atomic_write_json,
     check_log_path,
@@ -22,10 +23,9 @@ from minidl.runs import (
     numbered_path,
     parse_list,
     save_interrupted,
+    vgg16_weights,
 )
 from minidl.style.gatys import CONTENT_LAYERS, STYLE_LAYERS
-
-DEVICES = ("cpu", "cuda", "cuda-emu")
 
 
 def register(subparsers) -> None:
@@ -65,11 +65,7 @@ def register(subparsers) -> None:
     a.add_argument("--decoder", metavar="PATH", help="decoder file (default: the shipped one)")
     p.add_argument("--style-blend-weights", help="one weight per STYLE, e.g. 3,7")
     p.add_argument("--size", type=int, default=512, help="longest side in pixels (default 512)")
-    p.add_argument("--device", choices=DEVICES, default="cpu")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: found)")
-    source.add_argument("--random", action="store_true",
-                        help="untrained VGG16 (for tests: the pictures mean nothing)")
+    add_vgg16_options(p)
     p.add_argument("--log", metavar="OUT.json", help="write settings, losses and timings")
     p.set_defaults(func=run)
 
@@ -108,7 +104,7 @@ def _options(args) -> dict:
     common = {
         "style_blend_weights": parse_list(args.style_blend_weights, float, "--style-blend-weights"),
         "size": args.size, "device": args.device,
-        "weights": "random" if args.random else args.weights,
+        "weights": vgg16_weights(args),
     }
     if args.style_blend_weights and len(common["style_blend_weights"]) != len(args.styles):
         raise ValueError(

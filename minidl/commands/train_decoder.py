@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from minidl.models.decoder import ARCHS, LAYERS
+from minidl.runs import add_vgg16_options, vgg16_weights
 from minidl.training import Settings
 
 DEFAULTS = Settings()
@@ -56,7 +57,6 @@ def register(subparsers) -> None:
                    help="total steps (with --resume: to train up to)")
     p.add_argument("--lr", type=float, default=DEFAULTS.lr, help="Adam learning rate")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    p.add_argument("--device", choices=("cpu", "cuda", "cuda-emu"), default="cpu")
     p.add_argument("--pixel-weight", type=float, default=DEFAULTS.pixel_weight)
     p.add_argument("--feature-weight", type=float, default=DEFAULTS.feature_weight,
                    help="perceptual loss at the decoder's layer (relative error)")
@@ -75,10 +75,7 @@ def register(subparsers) -> None:
                    help="longer side of the held-out photos for SSIM/PSNR (default 256)")
     p.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: found)")
-    source.add_argument("--random", action="store_true",
-                        help="an untrained VGG16 (for tests: the decoder learns nothing useful)")
+    add_vgg16_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -145,7 +142,7 @@ def run(args) -> int:
             if out.exists() and not args.overwrite:
                 raise ValueError(f"--out {out} exists; add --overwrite to replace it")
             settings = settings_from(args)
-        vgg = load_vgg16("random" if args.random else args.weights, device=args.device)
+        vgg = load_vgg16(vgg16_weights(args), device=args.device)
         trainer = Trainer(settings, vgg)
         if args.resume:
             trainer.load_checkpoint(checkpoint)
