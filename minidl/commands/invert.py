@@ -13,6 +13,7 @@ import argparse
 
 import numpy as np
 
+from minidl.inversion.optimize import ALPHA_WEIGHT, TV_WEIGHTS
 from minidl.runs import (
     RunInterrupted,
     add_vgg16_options,
@@ -45,8 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=1.0)
     p.add_argument("--alpha", type=float, default=6.0, help="exponent of the α-norm (6)")
     p.add_argument("--beta", type=float, default=2.0, help="exponent of TV^β (2)")
-    p.add_argument("--alpha-weight", type=float, help="default 1e-4")
-    p.add_argument("--tv-weight", type=float, help="default: by block, 0.05 (block1) .. 1 (block5)")
+    p.add_argument("--alpha-weight", type=float, help=f"default {ALPHA_WEIGHT:g}")
+    p.add_argument("--tv-weight", type=float,
+                   help=f"default: by block, {TV_WEIGHTS[1]:g} (block1) .. {TV_WEIGHTS[5]:g} (block5)")
     p.add_argument("--seed", type=int, default=0)
     add_vgg16_options(p)
     p.add_argument("--log", metavar="OUT.json")
