@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -341,34 +342,26 @@ class Trainer:
 
     def load_checkpoint(self, path) -> None:
         """Continue from ``path``; its layer, arch and width must be this run's."""
-        path = Path(path)
-        if not path.is_file():
-            raise TrainingError(f"--resume: no checkpoint at {path}")
-        try:
-            with h5py.File(path, "r") as f:
-                if f.attrs.get("kind") != CHECKPOINT_KIND:
-                    raise TrainingError(f"--resume: {path} is not a decoder checkpoint")
-                saved = json.loads(f.attrs["settings"])
-                mine = asdict(self.settings)
-                for key in ("layer", "arch", "width"):
-                    if saved[key] != mine[key]:
-                        raise TrainingError(
-                            f"--resume: checkpoint {path} is for a {saved['layer']} "
-                            f"{saved['arch']} decoder of width {saved['width']}, not "
-                            f"{mine['layer']} {mine['arch']} of width {mine['width']}"
-                        )
-                state = {k[len("decoder/"):]: f[k][()] for k in _datasets(f, "decoder")}
-                self.decoder.load_state_dict(state, strict=True, source=str(path))
-                self.optimizer.t = int(f.attrs["adam_t"])
-                if "adam" in f:
-                    count = len(self.optimizer.params)
-                    xp = self.optimizer.params[0].xp
-                    self.optimizer.m = [xp.asarray(f[f"adam/m{i}"][()]) for i in range(count)]
-                    self.optimizer.v = [xp.asarray(f[f"adam/v{i}"][()]) for i in range(count)]
-                self.rng.bit_generator.state = json.loads(f.attrs["rng"])
-                self.state = State(**json.loads(f.attrs["state"]))
-        except OSError as e:
-            raise TrainingError(f"--resume: cannot read checkpoint {path}: {e}") from e
+        with open_checkpoint(path) as f:
+            saved = json.loads(f.attrs["settings"])
+            mine = asdict(self.settings)
+            for key in ("layer", "arch", "width"):
+                if saved[key] != mine[key]:
+                    raise TrainingError(
+                        f"--resume: checkpoint {path} is for a {saved['layer']} "
+                        f"{saved['arch']} decoder of width {saved['width']}, not "
+                        f"{mine['layer']} {mine['arch']} of width {mine['width']}"
+                    )
+            state = {k[len("decoder/"):]: f[k][()] for k in _datasets(f, "decoder")}
+            self.decoder.load_state_dict(state, strict=True, source=str(path))
+            self.optimizer.t = int(f.attrs["adam_t"])
+            if "adam" in f:
+                count = len(self.optimizer.params)
+                xp = self.optimizer.params[0].xp
+                self.optimizer.m = [xp.asarray(f[f"adam/m{i}"][()]) for i in range(count)]
+                self.optimizer.v = [xp.asarray(f[f"adam/v{i}"][()]) for i in range(count)]
+            self.rng.bit_generator.state = json.loads(f.attrs["rng"])
+            self.state = State(**json.loads(f.attrs["state"]))
 
     def training_record(self) -> dict:
         """How the decoder was trained: stored in the decoder file."""
@@ -383,8 +376,10 @@ class Trainer:
         }
 
 
-def read_checkpoint_settings(path) -> Settings:
-    """The settings a checkpoint was trained with (TrainingError if there is none)."""
+@contextmanager
+def open_checkpoint(path):
+    """The checkpoint at ``path`` opened for reading; a TrainingError if there is none,
+    it is not a decoder checkpoint, or it cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"--resume: no checkpoint at {path}")
@@ -392,9 +387,15 @@ def read_checkpoint_settings(path) -> Settings:
         with h5py.File(path, "r") as f:
             if f.attrs.get("kind") != CHECKPOINT_KIND:
                 raise TrainingError(f"--resume: {path} is not a decoder checkpoint")
-            return Settings(**json.loads(f.attrs["settings"]))
+            yield f
     except OSError as e:
         raise TrainingError(f"--resume: cannot read checkpoint {path}: {e}") from e
+
+
+def read_checkpoint_settings(path) -> Settings:
+    """The settings a checkpoint was trained with (TrainingError if there is none)."""
+    with open_checkpoint(path) as f:
+        return Settings(**json.loads(f.attrs["settings"]))
 
 
 def _datasets(f: h5py.File, group: str) -> list[str]:
