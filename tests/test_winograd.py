@@ -101,14 +101,16 @@ def test_supports_only_3x3_stride_1_dilation_1():
 
 
 def test_minidl_conv_chooses_the_algorithm(monkeypatch):
-    big, small = (64, (64, 64)), (3, (8, 8))  # (input channels, output size)
+    big, small = (64, (64, 64)), (3, (8, 8))  # (fewer of in/out channels, output size)
 
     def chosen(setting, case, device="cuda-emu", stride=ONE):
         monkeypatch.setenv("MINIDL_CONV", setting)
         return W.use_winograd(device, case[0], case[1], (3, 3), stride, ONE, ONE)
 
     assert chosen("winograd", small) and chosen("auto", big) and chosen("", big)
-    assert chosen("winograd", big, device="cpu") and not chosen("auto", big, device="cpu")
+    wide = (128, (64, 64))
+    assert chosen("winograd", small, device="cpu") and chosen("auto", wide, device="cpu")
+    assert not chosen("auto", big, device="cpu")  # cpu wants >= 128 channels
     assert not chosen("im2col", big) and not chosen("auto", small)
     assert not chosen("winograd", big, stride=(2, 2))  # where it does not apply: im2col
     monkeypatch.setenv("MINIDL_CONV", "fft")

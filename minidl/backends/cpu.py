@@ -26,7 +26,7 @@ With ``w_mat = w.reshape(C_out, C_in*kh*kw)``::
 
 3x3 stride-1 convolutions (all of VGG16's) may instead run as Winograd F(4x4, 3x3),
 4x fewer multiplications (``backends/winograd.py``): ``MINIDL_CONV=winograd``
-(on cpu, ``auto`` keeps im2col: see ``winograd.AUTO_DEVICES`` for why).
+(``auto`` picks per layer, by ``winograd.AUTO_RULES``).
 
 Memory: a 3x3 conv on a 64-channel 512x512 image has a 576 x 262144 ``cols``
 matrix (600 MB in float32).  So each image is processed in *chunks of output
@@ -187,7 +187,7 @@ class CpuBackend:
         n, c, h, wd = x.shape
         c_out, _, kh, kw = w.shape
         ho, wo = output_hw((h, wd), (kh, kw), stride, padding, dilation)
-        if winograd.use_winograd(self.name, c, (ho, wo), (kh, kw), stride, padding, dilation):
+        if winograd.use_winograd(self.name, min(c, c_out), (ho, wo), (kh, kw), stride, padding, dilation):
             return winograd.conv2d(x, w, padding)
         w_mat = w.reshape(c_out, c * kh * kw)
         y = np.empty((n, c_out, ho * wo), dtype=np.result_type(x, w))
@@ -202,7 +202,7 @@ class CpuBackend:
         self._check_output_hw(
             "conv2d_grad_input", (ho, wo), input_hw, (kh, kw), stride, padding, dilation
         )
-        if winograd.use_winograd(self.name, c_out, input_hw, (kh, kw), stride, padding, dilation):
+        if winograd.use_winograd(self.name, min(c, c_out), input_hw, (kh, kw), stride, padding, dilation):
             return winograd.conv2d_grad_input(gy, w, input_hw, padding)
         w_mat_t = w.reshape(c_out, c * kh * kw).T
         gy_mat = gy.reshape(n, c_out, ho * wo)
@@ -218,7 +218,7 @@ class CpuBackend:
         n, c, _, _ = x.shape
         _, c_out, ho, wo = gy.shape
         kh, kw = kernel_hw
-        if winograd.use_winograd(self.name, c, (ho, wo), kernel_hw, stride, padding, dilation):
+        if winograd.use_winograd(self.name, min(c, c_out), (ho, wo), kernel_hw, stride, padding, dilation):
             return winograd.conv2d_grad_weight(x, gy, padding)
         gy_mat = gy.reshape(n, c_out, ho * wo)
         gw = np.zeros((c_out, c * kh * kw), dtype=np.result_type(x, gy))

@@ -210,7 +210,7 @@ class KernelBackend:
         if c_in != c:
             raise ValueError(f"{op}: x has {c} channels but w {tuple(w.shape)} expects {c_in}")
         window, (oh, ow) = self._conv_window(op, x.shape, (kh, kw), stride, padding, dilation)
-        if winograd.use_winograd(self.name, c, (oh, ow), *window):
+        if winograd.use_winograd(self.name, min(c, c_out), (oh, ow), *window):
             return winograd_launch.conv2d(self, x, w, window[2])
         y = self.xp.empty((n, c_out, oh, ow), dtype=np.float32)
         check_fits_int32(op, x.size, y.size)
@@ -237,7 +237,7 @@ class KernelBackend:
             raise ValueError(
                 f"{op}: input size {(h, wd)} gives a {expect} output, but gy is {tuple(gy.shape)}"
             )
-        if winograd.use_winograd(self.name, c_out, (h, wd), *window):
+        if winograd.use_winograd(self.name, min(c, c_out), (h, wd), *window):
             return winograd_launch.conv2d_grad_input(self, gy, w, window[2])
         gx = self.xp.zeros((n, c, h, wd), dtype=np.float32)
         check_fits_int32(op, gx.size, gy.size)
@@ -263,7 +263,7 @@ class KernelBackend:
                 f"{op}: x {tuple(x.shape)} with kernel {(kh, kw)} gives output {(n, *expect)}, "
                 f"but gy is {tuple(gy.shape)}"
             )
-        if winograd.use_winograd(self.name, c, (oh, ow), *window):
+        if winograd.use_winograd(self.name, min(c, c_out), (oh, ow), *window):
             return winograd_launch.conv2d_grad_weight(self, x, gy, window[2])
         check_fits_int32(op, x.size, gy.size)
         k = c * kh * kw

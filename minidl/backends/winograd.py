@@ -59,20 +59,25 @@ TILE = 4
 #: Values of the environment variable MINIDL_CONV, which picks the algorithm of the
 #: 3x3 stride-1 convolutions (read at each call, so a lesson can switch):
 #: ``im2col`` always, ``winograd`` whenever it applies, ``auto`` (default) Winograd
-#: on the devices of AUTO_DEVICES where it is faster: enough input channels and
-#: output pixels that the saved products outweigh transforming the filters.
-#:
-#: Measured on a 2-core machine: on cuda-emu Winograd is 3-4x faster from 32x32
-#: pixels on (64 -> 64 channels at 64 px, forward + input gradient: 1.3 s vs 5.6 s
-#: of CPU time; a tie at 16 px with 256 channels).  On cpu it does 27% less work
-#: (VGG16 at 224 px, forward+backward, one thread: 0.59 s vs 0.81 s of CPU time) but
-#: with two BLAS threads it ran slower (4.1 s vs 3.1 s on a busy machine): its
-#: transforms are many small BLAS calls and single-threaded NumPy copies.  So cpu
-#: keeps im2col unless asked.  On a GPU: not measured yet.
+#: where it is faster: enough channels and output pixels that the saved products
+#: outweigh transforming the tiles and the filters.
 ALGORITHMS = ("im2col", "winograd", "auto")
-AUTO_DEVICES = ("cuda", "cuda-emu")
-AUTO_MIN_CHANNELS = 16
-AUTO_MIN_PIXELS = 32 * 32
+
+#: ``auto``'s rule per device: (fewest channels, fewest output pixels) for Winograd.
+#: "Channels" is the smaller of the input and output channel counts: the tile
+#: transforms cost in proportion to each, the saved products to their product.
+#:
+#: cuda-emu (2 cores): Winograd is 3-4x faster from 32x32 pixels on (64 -> 64
+#: channels at 64 px, forward + input gradient: 1.3 s vs 5.6 s of CPU time; a tie
+#: at 16 px with 256 channels).
+#: cpu (2 cores, ms forward / input gradient, im2col vs Winograd, VGG16's layers
+#: at 256 px, best of 3 on a busy machine): 128 -> 128 at 128 px 52 / 67 vs 44 / 45;
+#: 256 -> 256 at 64 px 35 / 40 vs 24 / 26; 64 -> 128 at 128 px 23 / 24 vs 22 / 27
+#: (a tie); 512 -> 512 at 32 px 33 / 35 vs 26 / 39 (a tie); 64 -> 64 at 256 px
+#: 48 / 81 vs 59 / 78; 3 -> 64 at 256 px 3 / 4 vs 24 / 35.  On cpu the tile
+#: transforms are single-threaded NumPy copies, so it takes wide layers to win.
+#: cuda: not measured yet (no GPU so far), so it follows cuda-emu.
+AUTO_RULES = {"cpu": (128, 48 * 48), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 * 32)}
 
 #: Largest transformed-tile buffer (V or M) built at once, in bytes; bigger
 #: convolutions are done a band of tile rows at a time, as im2col is.  Large on
@@ -144,19 +149,17 @@ def algorithm() -> str:
     return value
 
 
-def use_winograd(device, in_channels, out_hw, kernel_hw, stride, padding, dilation) -> bool:
-    """Whether a convolution on ``device`` (or its gradient, which reads ``in_channels``
-    and writes ``out_hw`` pixels per image) runs as Winograd, following MINIDL_CONV."""
+def use_winograd(device, channels, out_hw, kernel_hw, stride, padding, dilation) -> bool:
+    """Whether a convolution on ``device`` (or one of its gradients) runs as Winograd,
+    following MINIDL_CONV.  ``channels`` is the smaller of its input and output
+    channel counts, ``out_hw`` the pixels it writes per image."""
     choice = algorithm()
     if choice == "im2col" or not supports(kernel_hw, stride, padding, dilation):
         return False
     if choice == "winograd":
         return True
-    return (
-        device in AUTO_DEVICES
-        and in_channels >= AUTO_MIN_CHANNELS
-        and out_hw[0] * out_hw[1] >= AUTO_MIN_PIXELS
-    )
+    min_channels, min_pixels = AUTO_RULES[device]
+    return channels >= min_channels and out_hw[0] * out_hw[1] >= min_pixels
 
 
 def transform(mat, z):
