@@ -371,5 +371,6 @@ class CpuBackend:
         """d(loss)/dx = (gG + gGᵀ) F / (C·H·W), reshaped like x."""
         n, c, h, wd = x.shape
         f = x.reshape(n, c, h * wd)
-        g_sym = g_gram + g_gram.transpose(0, 2, 1)
-        return (g_sym @ f / (c * h * wd)).reshape(x.shape)
+        # Scale the small (C, C) matrix, not the (C, H·W) product: one pass less over x's size.
+        g_sym = (g_gram + g_gram.transpose(0, 2, 1)) / (c * h * wd)
+        return (g_sym @ f).reshape(x.shape)
