@@ -437,3 +437,13 @@ def test_float32_in_float32_out():
 def test_backend_identity():
     assert B.name == "cpu" and B.xp is np
 
+
+
+def test_max_pool_switch_is_the_first_nan_of_a_window():
+    # Windows (2x2, stride 2) with no NaN, one NaN, two NaNs, and NaN beside +inf.
+    x = np.array([[1, 5, np.nan, 2, np.nan, 7, 9, 1],
+                  [3, 2, 8, 4, 6, np.nan, np.inf, np.nan]], np.float32).reshape(1, 1, 2, 8)
+    y, idx = B.max_pool2d(x, (2, 2), (2, 2), (0, 0))
+    assert y[0, 0, 0, 0] == 5 and np.isnan(y[0, 0, 0, 1:]).all()
+    # flat indices h*8 + w of the switches: the max 5, then each window's first NaN
+    np.testing.assert_array_equal(idx[0, 0, 0], [1, 2, 4, 15])
