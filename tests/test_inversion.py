@@ -33,6 +33,20 @@ def test_feature_error_falls_and_log_has_the_keys(model):
             "peak_rss_mb"} <= set(log)
 
 
+def test_lbfgs_stops_once_a_round_of_iterations_gains_too_little(model, monkeypatch):
+    from minidl.inversion import optimize
+
+    monkeypatch.setattr(optimize, "PATIENCE", 3)
+    run = {"size": 32, "model": model, "progress": False, "iterations": 9}
+    # Asking each round of 3 iterations to cut the loss by 99.9%: it stops early.
+    _, early = invert("grace_hopper", "block1_conv2", min_progress=0.999, **run)
+    assert early["stop_reason"] == "converged: the loss fell < 99.9% in 3 iterations"
+    _, full = invert("grace_hopper", "block1_conv2", min_progress=0.0, **run)
+    assert full["stop_reason"] == "max_iter"
+    # (the log has a row per loss evaluation; the line search may make several)
+    assert len(early["iterations"]) < len(full["iterations"])
+
+
 def test_same_seed_same_image(model):
     a, _ = invert("grace_hopper", "block1_conv1", size=24, iterations=3, seed=3, model=model,
                   progress=False)
@@ -75,6 +89,7 @@ def test_layers_list_writes_one_labelled_strip_and_prints_the_table(tmp_path, ca
     (["grace_hopper", "--layer", "block9_conv1"], "unknown layer(s) block9_conv1; valid names"),
     (["grace_hopper", "--layer", "block5_conv3", "--size", "8"], "too small for block5_conv3"),
     (["grace_hopper", "--layer", "block1_conv1", "--iterations", "0"], "--iterations must be"),
+    (["grace_hopper", "--layer", "block1_conv1", "--min-progress", "-1"], "--min-progress must be"),
     (["grace_hopper", "--layer", "block1_conv1", "-o", "{tmp}/no/x.png"], "does not exist"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, message, tmp_path, capsys):

@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from minidl.inversion.optimize import ALPHA_WEIGHT, TV_WEIGHTS
+from minidl.inversion.optimize import ALPHA_WEIGHT, MIN_PROGRESS, PATIENCE, TV_WEIGHTS
 from minidl.runs import (
     RunInterrupted,
     add_vgg16_options,
@@ -41,7 +41,11 @@ def register(subparsers) -> None:
     which.add_argument("--layers", help="'all' (last conv of every block) or a list: one strip")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png")
     p.add_argument("--size", type=int, default=224, help="longest side (default 224)")
-    p.add_argument("--iterations", type=int, default=300)
+    p.add_argument("--iterations", type=int, default=300,
+                   help="at most this many per layer (default 300)")
+    p.add_argument("--min-progress", type=float, default=MIN_PROGRESS,
+                   help=f"stop a layer once {PATIENCE} iterations lower its loss by less than "
+                        f"this fraction (default {MIN_PROGRESS:g}; 0: run every iteration)")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--lr", type=float, default=1.0)
     p.add_argument("--alpha", type=float, default=6.0, help="exponent of the α-norm (6)")
@@ -77,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--iterations must be a positive integer, got {args.iterations}")
         if args.size < 1:
             raise ValueError(f"--size must be a positive integer, got {args.size}")
+        if not args.min_progress >= 0:
+            raise ValueError(f"--min-progress must be >= 0, got {args.min_progress}")
         original = resolve_image(args.image, max_side=args.size)
         for name in layers:
             check_size(original.shape, name)
@@ -87,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"size": args.size, "iterations": args.iterations, "seed": args.seed,
                    "device": args.device, "alpha": args.alpha, "beta": args.beta,
                    "alpha_weight": args.alpha_weight, "tv_weight": args.tv_weight,
-                   "optimizer": args.optimizer, "lr": args.lr, "model": model}
+                   "optimizer": args.optimizer, "lr": args.lr,
+                   "min_progress": args.min_progress, "model": model}
     results, logs = [], {}
     for name in layers:
         try:

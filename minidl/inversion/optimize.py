@@ -56,19 +56,28 @@ V = B / 6.5  # typical difference between neighbouring pixels
 ALPHA_WEIGHT = 1e-4
 #: tv_weight by block (1..5) when none is given: deeper layers lean more on the prior.
 TV_WEIGHTS = {1: 0.005, 2: 0.005, 3: 0.01, 4: 0.02, 5: 0.05}
+#: L-BFGS stops early once PATIENCE iterations lower the loss by less than this
+#: fraction.  With Grace Hopper at 224 px, block2_conv2's loss was 0.03163 after
+#: 131 iterations and 0.03160 after 300, the same picture, while block3..5 still
+#: fell 1-3% per 20 iterations at 300 and so run them all.
+MIN_PROGRESS = 0.003
+PATIENCE = 25
 #: What ``layers="all"`` means: the last convolution of every block.
 LAST_CONVS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
 
 
 def invert(image, layer, *, size=224, iterations=300, seed=0, device="cpu", weights=None,
            alpha=6.0, beta=2.0, alpha_weight=None, tv_weight=None, optimizer="lbfgs", lr=1.0,
-           progress=True, model=None):
+           min_progress=MIN_PROGRESS, progress=True, model=None):
     """Reconstruct ``image`` from its ``layer`` features; return ``(image, log)``.
 
     ``image``: uint8 array, path or bundled name, resized to ``size`` (longest
     side).  ``alpha_weight`` / ``tv_weight`` default to :data:`ALPHA_WEIGHT` and
     :data:`TV_WEIGHTS` for the layer's block.  ``weights``: None (find the file),
-    a path, "random" or a built VGG16.  The log's "final" holds "loss",
+    a path, "random" or a built VGG16.  ``iterations`` is the most L-BFGS (or
+    Adam) iterations; L-BFGS stops sooner once :data:`PATIENCE` iterations lower
+    the loss by less than the fraction ``min_progress`` (0: never).  The log's
+    "stop_reason" says which.  The log's "final" holds "loss",
     "feature_error" (normalised), "alpha_norm", "tv" (the weighted regulariser
     terms) and "ssim" (F.ssim against the original, RGB in 0-1).  Ctrl-C raises
     :class:`minidl.runs.RunInterrupted` with the best image so far.
@@ -90,7 +99,7 @@ def invert(image, layer, *, size=224, iterations=300, seed=0, device="cpu", weig
 
     settings = {"layer": layer, "size": size, "iterations": iterations, "seed": seed, "alpha": alpha,
                     "beta": beta, "alpha_weight": alpha_weight, "tv_weight": tv_weight,
-                    "optimizer": optimizer, "lr": lr}
+                    "optimizer": optimizer, "lr": lr, "min_progress": min_progress}
     log = RunLog("invert", settings, device)
     log.start()
     with no_grad():
@@ -130,10 +139,9 @@ def invert(image, layer, *, size=224, iterations=300, seed=0, device="cpu", weig
 
     try:
         if optimizer == "lbfgs":
-            opt = optim.LBFGS([y], lr=lr, max_iter=iterations, history_size=100,
+            opt = optim.LBFGS([y], lr=lr, max_iter=PATIENCE, history_size=100,
                               line_search_fn="strong_wolfe")
-            opt.step(closure)
-            log.extra["stop_reason"] = opt.stop_reason
+            log.extra["stop_reason"] = _run_lbfgs(opt, closure, iterations, min_progress, best)
         else:
             opt = optim.Adam([y], lr=lr)
             for _ in range(iterations):
@@ -146,6 +154,21 @@ def invert(image, layer, *, size=224, iterations=300, seed=0, device="cpu", weig
         bar.close()
     result = deprocess(best["y"] * B)
     return result, log.finish(**_final(best, original, result))
+
+
+def _run_lbfgs(opt, closure, iterations: int, min_progress: float, best: dict) -> str:
+    """L-BFGS in rounds of PATIENCE iterations (its history carries over) until
+    ``iterations`` ran, it converged, or a round gained less than ``min_progress``
+    of the best loss.  Returns the reason it stopped."""
+    while opt.iterations < iterations:
+        opt.max_iter = min(PATIENCE, iterations - opt.iterations)
+        loss_before = best["loss"]
+        opt.step(closure)
+        if opt.stop_reason != "max_iter":
+            return opt.stop_reason
+        if loss_before - best["loss"] < min_progress * abs(loss_before):
+            return f"converged: the loss fell < {min_progress:.1%} in {opt.max_iter} iterations"
+    return "max_iter"
 
 
 def alpha_norm(x, alpha: float):
