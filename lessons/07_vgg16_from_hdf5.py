@@ -191,9 +191,9 @@ savefig(fig, args, "first_layer_kernels.png")
 # 212 pixels at block5_pool.  We check the arithmetic against autograd: the
 # gradient of one activation with respect to the image is non-zero exactly on
 # the patch that activation sees.  ("Non-zero" up to rounding: with Winograd's
-# convolution algorithm — `MINIDL_CONV=winograd`, and the default on the GPU
-# backends — the float32 tile transforms leave values about 10⁻⁶ of the largest
-# outside the patch; with im2col, the CPU's default, they are exact zeros.)
+# convolution algorithm — `MINIDL_CONV=winograd`, and the default for the wide
+# layers — the float32 tile transforms leave values about 10⁻⁶ of the largest
+# outside the patch; with `MINIDL_CONV=im2col` they are exact zeros.)
 
 # %%
 def receptive_fields():

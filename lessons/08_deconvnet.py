@@ -98,9 +98,9 @@ check("gradient == deconvnet at block1_conv1", projections["gradient"],
 # A projection is zero outside the unit's receptive field (lesson 07;
 # `deconvnet.receptive_field` gives its box): no pixel outside it can change the
 # unit, whatever the rule.  (Zero up to rounding: with Winograd's convolution
-# algorithm — `MINIDL_CONV=winograd`, and the default on the GPU backends — the
+# algorithm — `MINIDL_CONV=winograd`, and the default for the wide layers — the
 # float32 tile transforms leave values about 10⁻⁶ of the largest just outside
-# the field; with im2col, the CPU's default, they are exact zeros.)
+# the field; with `MINIDL_CONV=im2col` they are exact zeros.)
 
 
 # %%

@@ -231,7 +231,9 @@ def conv2d(x, w, padding, tile=None):
             r1 = min(r0 + band, th)
             v = transform(bt, _input_tiles(xp, tile, r0, r1, tw)).reshape(a * a, c, -1)
             m = np.matmul(u, v)  # (a*a, C_out, tiles): the batch of GEMMs
+            del v  # (so that at most two band-sized buffers are alive at once)
             out = transform(at, m.reshape(a, a, -1))  # (m*m, C_out * tiles)
+            del m
             # out[i, j, k, r, t] is output pixel ((r0 + r)*m + i, t*m + j) of channel k
             dest = y[b, :, r0 * tile : r1 * tile].reshape(c_out, r1 - r0, tile, tw, tile)
             dest[...] = out.reshape(tile, tile, c_out, r1 - r0, tw).transpose(2, 3, 0, 4, 1)
