@@ -20,6 +20,7 @@ FIGURE = {
     "05": "resize_vs_transposed.png", "06": "worked_8x8.png", "07": "feature_maps.png",
     "08": "projections_block3_conv3.png", "09": "reconstructions.png", "10": "held_out.png",
     "11": "texture_synthesis.png", "12": "stylized.png", "13": "alpha_sweep.png",
+    "14": "winograd_time.png",
 }
 WIDTH = 280
 
