@@ -45,6 +45,8 @@ def test_lbfgs_stops_once_a_round_of_iterations_gains_too_little(model, monkeypa
     assert full["stop_reason"] == "max_iter"
     # (the log has a row per loss evaluation; the line search may make several)
     assert len(early["iterations"]) < len(full["iterations"])
+    with pytest.raises(ValueError, match="min_progress must be >= 0"):
+        invert("grace_hopper", "block1_conv2", min_progress=float("nan"), **run)
 
 
 def test_same_seed_same_image(model):

@@ -88,6 +88,8 @@ def invert(image, layer, *, size=224, iterations=300, seed=0, device="cpu", weig
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
     if size < 1:
         raise ValueError(f"size must be a positive integer, got {size}")
+    if not min_progress >= 0:  # (also refuses NaN)
+        raise ValueError(f"min_progress must be >= 0, got {min_progress!r}")
     if optimizer not in ("lbfgs", "adam"):
         raise ValueError(f"optimizer must be lbfgs or adam, got {optimizer!r}")
     original = resolve_image(image, max_side=size)
