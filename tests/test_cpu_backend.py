@@ -438,7 +438,6 @@ def test_backend_identity():
     assert B.name == "cpu" and B.xp is np
 
 
-
 def test_max_pool_switch_is_the_first_nan_of_a_window():
     # Windows (2x2, stride 2) with no NaN, one NaN, two NaNs, and NaN beside +inf.
     x = np.array([[1, 5, np.nan, 2, np.nan, 7, 9, 1],

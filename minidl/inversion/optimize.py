@@ -160,8 +160,8 @@ def invert(image, layer, *, size=224, iterations=300, seed=0, device="cpu", weig
 
 def _run_lbfgs(opt, closure, iterations: int, min_progress: float, best: dict) -> str:
     """L-BFGS in rounds of PATIENCE iterations (its history carries over) until
-    ``iterations`` ran, it converged, or a round gained less than ``min_progress``
-    of the best loss.  Returns the reason it stopped."""
+    ``iterations`` ran, it converged, or a round lowered the best loss by less than
+    the fraction ``min_progress`` of what it was.  Returns the reason it stopped."""
     while opt.iterations < iterations:
         opt.max_iter = min(PATIENCE, iterations - opt.iterations)
         loss_before = best["loss"]
