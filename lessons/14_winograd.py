@@ -21,9 +21,7 @@
 
 # %%
 import math
-import os
 import time
-from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -37,23 +35,9 @@ args = setup("14_winograd", "Lesson 14: Winograd minimal filtering", devices=("c
 rng = np.random.default_rng(14)
 
 
-@contextmanager
-def conv_algorithm(name):
-    """Run the block with MINIDL_CONV=name, then put back what was there before."""
-    before = os.environ.get("MINIDL_CONV")
-    os.environ["MINIDL_CONV"] = name
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["MINIDL_CONV"]
-        else:
-            os.environ["MINIDL_CONV"] = before
-
-
 def conv_im2col(x, w, padding):
     """minidl's conv2d forced to im2col, on NumPy arrays."""
-    with conv_algorithm("im2col"):
+    with W.conv_algorithm("im2col"):
         return F.conv2d(minidl.tensor(x), minidl.tensor(w), padding=padding).numpy()
 
 
@@ -305,7 +289,7 @@ check("F(4x4)'s Aᵀ has entries up to 8 = 2³; F(2x2)'s only 0 and ±1",
 # `W.TILE`, 4): bit for bit the same float32 numbers as calling `W.conv2d`.
 
 # %%
-with conv_algorithm("winograd"):
+with W.conv_algorithm("winograd"):
     via_conv2d = F.conv2d(minidl.tensor(x32), minidl.tensor(w32), padding=1).numpy()
 check(f"MINIDL_CONV=winograd: F.conv2d == W.conv2d with tile {W.TILE} (float32, identical)",
       via_conv2d, W.conv2d(x32, w32, (1, 1)), atol=0)
@@ -327,7 +311,7 @@ check(f"MINIDL_CONV=winograd: F.conv2d == W.conv2d with tile {W.TILE} (float32, 
 for padding in (0, 1, 2):
     x = minidl.tensor(rng.standard_normal((2, 3, 7, 9)), requires_grad=True)
     w = minidl.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
-    with conv_algorithm("im2col"):
+    with W.conv_algorithm("im2col"):
         y = F.conv2d(x, w, padding=padding)
         gy = rng.standard_normal(y.shape)
         y.backward(minidl.tensor(gy))
@@ -347,7 +331,7 @@ for padding in (0, 1, 2):
 # %%
 image = minidl.tensor(rng.standard_normal((1, 2, 6, 5)), requires_grad=True)
 kernel = minidl.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
-with conv_algorithm("winograd"):
+with W.conv_algorithm("winograd"):
     check("gradcheck of F.conv2d with MINIDL_CONV=winograd (float64, 2 -> 3 channels, 6x5)",
           minidl.gradcheck(lambda i, k: F.conv2d(i, k, padding=1), [image, kernel]))
 
@@ -383,7 +367,7 @@ def best_time(fn):
 def forward_time(x, w, algorithm):
     """Milliseconds of F.conv2d(x, w, padding=1) with MINIDL_CONV=algorithm."""
     xt, wt = minidl.tensor(x), minidl.tensor(w)
-    with conv_algorithm(algorithm):
+    with W.conv_algorithm(algorithm):
         return best_time(lambda: F.conv2d(xt, wt, padding=1))
 
 
@@ -458,7 +442,7 @@ savefig(fig, args, "winograd_time.png")
 
 # %%
 print("W.AUTO_RULES =", W.AUTO_RULES)
-with conv_algorithm("auto"):
+with W.conv_algorithm("auto"):
     for channels, side in layers:
         picks = W.use_winograd("cpu", channels, (side, side), (3, 3), (1, 1), (1, 1), (1, 1))
         print(f"  auto on cpu, {channels}->{channels} at {side} px: {'winograd' if picks else 'im2col'}")

@@ -28,6 +28,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from minidl.backends import winograd
+
 #: Problem sizes of the cuda benchmark (a test shrinks them to run under the emulator).
 SIZES = {
     "gemm": [(1024, 1024, 1024, "1024³"), (256, 3136, 2304, "VGG conv3 56²")],  # M, N, K
@@ -153,7 +155,7 @@ def _bench_cuda() -> int:
     flops = 2 * n_ * c_out * h_ * w_ * c_ * 9
 
     def conv_ours(algorithm="im2col"):
-        with _env("MINIDL_CONV", algorithm):
+        with winograd.conv_algorithm(algorithm):
             return kb.conv2d(x, w, one, pad, one)
 
     def conv_winograd():
@@ -183,11 +185,11 @@ def _bench_cuda() -> int:
     gy = rand(n_, c_out, h_, w_)
 
     def grad_in(mode=None, algorithm="im2col"):
-        with _gemm_mode(mode), _env("MINIDL_CONV", algorithm):
+        with _gemm_mode(mode), winograd.conv_algorithm(algorithm):
             return kb.conv2d_grad_input(gy, w, (h_, w_), one, pad, one)
 
     def grad_w(mode=None, algorithm="im2col"):
-        with _gemm_mode(mode), _env("MINIDL_CONV", algorithm):
+        with _gemm_mode(mode), winograd.conv_algorithm(algorithm):
             return kb.conv2d_grad_weight(x, gy, (3, 3), one, pad, one)
 
     # (FLOP: what im2col computes; Winograd does the same job with fewer products.)
@@ -304,9 +306,9 @@ def _smoke_emulated() -> int:
         ("gram_grad", kb.gram_grad(g_g, xg), cpu.gram_grad(g_g, xg)),
     ]  # fmt: skip
     w3, one = rand(4, 3, 3, 3), (1, 1)
-    with _env("MINIDL_CONV", "im2col"):
+    with winograd.conv_algorithm("im2col"):
         want = cpu.conv2d(x, w3, one, one, one)
-    with _env("MINIDL_CONV", "winograd"):
+    with winograd.conv_algorithm("winograd"):
         checks.append(("winograd conv2d", kb.conv2d(x, w3, one, one, one), want))
     print("cuda-emu: the kernels run on CPU threads, so timings would mean nothing;")
     print("checking that each family runs and matches the cpu backend on a small case:")

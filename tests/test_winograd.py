@@ -4,6 +4,8 @@ kernels/winograd.cu on cuda-emu against the NumPy version."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -116,6 +118,27 @@ def test_minidl_conv_chooses_the_algorithm(monkeypatch):
     monkeypatch.setenv("MINIDL_CONV", "fft")
     with pytest.raises(ValueError, match="MINIDL_CONV must be one of im2col, winograd, auto"):
         W.algorithm()
+
+
+def test_conv_algorithm_sets_minidl_conv_for_a_block_and_restores_it(monkeypatch):
+    monkeypatch.setenv("MINIDL_CONV", "im2col")
+    with W.conv_algorithm("winograd"):
+        assert W.algorithm() == "winograd"
+    assert W.algorithm() == "im2col"
+    monkeypatch.delenv("MINIDL_CONV")
+    with pytest.raises(RuntimeError), W.conv_algorithm("winograd"):
+        raise RuntimeError("the variable is restored on errors too")
+    assert "MINIDL_CONV" not in os.environ
+    with pytest.raises(ValueError, match="must be one of im2col, winograd, auto"):
+        W.conv_algorithm("fft").__enter__()
+
+
+def test_cpu_input_gradient_under_winograd_is_the_numpy_winograd_one():
+    # The cpu backend takes it as conv2d with the adjoint filters: the same bits.
+    x, w, gy, pad = _data((1, 6, 5, 9, 11, 1), np.float32)
+    with W.conv_algorithm("winograd"):
+        got = CPU.conv2d_grad_input(gy, w, x.shape[2:], ONE, pad, ONE)
+    np.testing.assert_array_equal(got, W.conv2d_grad_input(gy, w, x.shape[2:], pad))
 
 
 def test_bad_tile_is_refused():

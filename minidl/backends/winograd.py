@@ -44,6 +44,7 @@ all are exact to ~1e-14, so gradient checks pass unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -149,6 +150,22 @@ def algorithm() -> str:
     return value
 
 
+@contextlib.contextmanager
+def conv_algorithm(name: str):
+    """Run the block with ``MINIDL_CONV=name``, then put back what was there before."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"conv_algorithm: name must be one of {', '.join(ALGORITHMS)}, got {name!r}")
+    before = os.environ.get("MINIDL_CONV")
+    os.environ["MINIDL_CONV"] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["MINIDL_CONV"]
+        else:
+            os.environ["MINIDL_CONV"] = before
+
+
 def use_winograd(device, channels, out_hw, kernel_hw, stride, padding, dilation) -> bool:
     """Whether a convolution on ``device`` (or one of its gradients) runs as Winograd,
     following MINIDL_CONV.  ``channels`` is the smaller of its input and output
@@ -242,14 +259,23 @@ def conv2d(x, w, padding, tile=None):
     return np.ascontiguousarray(y[:, :, :ho, :wo])
 
 
+def adjoint_filters(w):
+    """The filters of a stride-1 convolution's input gradient: each (C_out, C_in, kh, kw)
+    filter rotated by 180 degrees, and the channel axes swapped -> (C_in, C_out, kh, kw).
+
+    With them, gx = conv2d(gy, adjoint_filters(w), padding k - 1 - p): the input
+    gradient is itself a ("full") convolution.
+    """
+    return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+
+
 def conv2d_grad_input(gy, w, input_hw, padding, tile=None):
     """Adjoint of :func:`conv2d` (= conv_transpose2d): a Winograd conv of gy with the
     filter rotated 180 degrees, channels swapped, and padding 2 - p on each side."""
     ph, pw = padding
     if ph > 2 or pw > 2:
         raise ValueError(f"winograd.conv2d_grad_input: padding must be <= 2, got {tuple(padding)}")
-    w_adj = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    gx = conv2d(gy, w_adj, (2 - ph, 2 - pw), tile)
+    gx = conv2d(gy, adjoint_filters(w), (2 - ph, 2 - pw), tile)
     if gx.shape[2:] != tuple(input_hw):
         raise ValueError(
             f"winograd.conv2d_grad_input: gy {tuple(gy.shape)} is not the output of "
