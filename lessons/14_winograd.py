@@ -13,7 +13,7 @@
 #
 # minidl implements it in `minidl/backends/winograd.py` (read its docstring): every
 # 3×3 stride-1 convolution may run as Winograd, chosen by the environment variable
-# `MINIDL_CONV=im2col|winograd|auto`, read at each call.  This lesson rebuilds the
+# `MINIDL_CONV=im2col|winograd|mec|auto`, read at each call.  This lesson rebuilds the
 # algorithm from one dimension up, checks it against im2col, measures its float32
 # error, derives its gradients, and times it on the cpu.
 #
@@ -29,6 +29,7 @@ from _common import check, finish, savefig, setup
 
 import minidl
 import minidl.functional as F
+from minidl.backends import mec
 from minidl.backends import winograd as W
 
 args = setup("14_winograd", "Lesson 14: Winograd minimal filtering", devices=("cpu",))
@@ -445,7 +446,8 @@ print("W.AUTO_RULES =", W.AUTO_RULES)
 with W.conv_algorithm("auto"):
     for channels, side in layers:
         picks = W.use_winograd("cpu", channels, (side, side), (3, 3), (1, 1), (1, 1), (1, 1))
-        print(f"  auto on cpu, {channels}->{channels} at {side} px: {'winograd' if picks else 'im2col'}")
+        other = "mec" if mec.use_mec(channels, channels, (1, 1)) else "im2col"
+        print(f"  auto on cpu, {channels}->{channels} at {side} px: {'winograd' if picks else other}")
     min_channels, min_pixels = W.AUTO_RULES["cpu"]
     check("auto on cpu picks Winograd exactly at the rule's thresholds",
           W.use_winograd("cpu", min_channels, (min_pixels, 1), (3, 3), (1, 1), (1, 1), (1, 1))
@@ -460,8 +462,10 @@ with W.conv_algorithm("auto"):
 #
 # * `MINIDL_CONV=auto` (the default) decides per convolution *and* per gradient:
 #   3×3, stride 1, dilation 1, padding ≤ 2, and the device's `AUTO_RULES` thresholds;
-#   everything else runs as im2col.  `=im2col` and `=winograd` force one or the
-#   other, which is how this lesson compared them.
+#   everything else runs as im2col, or on the cpu as MEC (`minidl/backends/mec.py`:
+#   im2col that copies only the 3 column shifts and lets BLAS read the row shifts in
+#   place) for stride-1 layers with 16 to 64 output channels.  `=im2col`,
+#   `=winograd` and `=mec` force one of them, which is how this lesson compared them.
 # * `kernels/winograd.cu` is the same three steps as CUDA kernels — input transform,
 #   batched GEMM (the GEMM kernel of lesson 04), output transform — and on a GPU (or
 #   cuda-emu, which runs the same source on the CPU) the transforms are parallel, so

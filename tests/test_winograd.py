@@ -71,6 +71,16 @@ def test_bands_of_tile_rows_add_up(monkeypatch):
     np.testing.assert_allclose(W.conv2d_grad_weight(x, gy, pad), whole[1], rtol=1e-13, atol=1e-13)
 
 
+def test_slices_of_output_channels_add_up(monkeypatch):
+    # A tiny filter budget builds U one output channel at a time (and per band, per
+    # image): the same numbers as all of U at once.
+    x, w, _, pad = _data((2, 3, 5, 13, 10, 1))
+    whole = W.conv2d(x, w, pad)
+    monkeypatch.setattr(W, "FILTER_BYTES", 1)
+    monkeypatch.setattr(W, "WORKSPACE_BYTES", 1)
+    np.testing.assert_allclose(W.conv2d(x, w, pad), whole, rtol=1e-13, atol=1e-13)
+
+
 def _float32_error(tile):
     """Max error of the float32 Winograd (and of float32 im2col) against float64,
     relative to the largest output, on a VGG-like layer."""
@@ -116,7 +126,7 @@ def test_minidl_conv_chooses_the_algorithm(monkeypatch):
     assert not chosen("im2col", big) and not chosen("auto", small)
     assert not chosen("winograd", big, stride=(2, 2))  # where it does not apply: im2col
     monkeypatch.setenv("MINIDL_CONV", "fft")
-    with pytest.raises(ValueError, match="MINIDL_CONV must be one of im2col, winograd, auto"):
+    with pytest.raises(ValueError, match="MINIDL_CONV must be one of im2col, winograd, mec, auto"):
         W.algorithm()
 
 
@@ -129,7 +139,7 @@ def test_conv_algorithm_sets_minidl_conv_for_a_block_and_restores_it(monkeypatch
     with pytest.raises(RuntimeError), W.conv_algorithm("winograd"):
         raise RuntimeError("the variable is restored on errors too")
     assert "MINIDL_CONV" not in os.environ
-    with pytest.raises(ValueError, match="must be one of im2col, winograd, auto"):
+    with pytest.raises(ValueError, match="must be one of im2col, winograd, mec, auto"):
         W.conv_algorithm("fft").__enter__()
 
 

@@ -26,7 +26,9 @@ With ``w_mat = w.reshape(C_out, C_in*kh*kw)``::
 
 3x3 stride-1 convolutions (all of VGG16's) may instead run as Winograd F(4x4, 3x3),
 4x fewer multiplications (``backends/winograd.py``): ``MINIDL_CONV=winograd``
-(``auto`` picks per layer, by ``winograd.AUTO_RULES``).
+(``auto`` picks per layer, by ``winograd.AUTO_RULES``).  Stride-1 convolutions
+may also run as MEC (``backends/mec.py``), im2col with 3x fewer copies:
+``MINIDL_CONV=mec``, or ``auto`` by ``mec.use_mec``'s rule.
 
 Memory: a 3x3 conv on a 64-channel 512x512 image has a 576 x 262144 ``cols``
 matrix (600 MB in float32).  So each image is processed in *chunks of output
@@ -48,7 +50,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from minidl.backends import winograd
+from minidl.backends import mec, winograd
 from minidl.geometry import output_hw, output_size
 
 # Largest im2col/col2im matrix built at once (bytes).  Each chunk is one BLAS call,
@@ -189,6 +191,8 @@ class CpuBackend:
         ho, wo = output_hw((h, wd), (kh, kw), stride, padding, dilation)
         if winograd.use_winograd(self.name, min(c, c_out), (ho, wo), (kh, kw), stride, padding, dilation):
             return winograd.conv2d(x, w, padding)
+        if mec.use_mec(c, c_out, stride):
+            return mec.conv2d(x, w, padding, dilation)
         w_mat = w.reshape(c_out, c * kh * kw)
         y = np.empty((n, c_out, ho * wo), dtype=np.result_type(x, w))
         for b, r0, r1, cols in _im2col_chunks(x, (kh, kw), (ho, wo), stride, padding, dilation):
@@ -204,9 +208,11 @@ class CpuBackend:
         way Winograd computes it, and faster with im2col too when the layer does
         not widen (C_in >= C_out: the copy im2col makes of gy costs less than
         col2im's kh*kw read-add-writes of gx) and has enough pixels to pay for
-        rotating the filters.  Measured (2 cores, ms, rotated vs col2im):
-        64 -> 64 channels at 224 px 41 vs 61, 256 -> 256 at 64 px 25 vs 35,
-        512 -> 512 at 32 px 26 vs 23 (the rotation alone 2.4), 3 -> 64 at 256 px 37 vs 5.
+        rotating the filters, or when MEC computes the rotated convolution.
+        Measured (2 cores, ms, rotated with im2col vs col2im): 64 -> 64 channels at
+        224 px 41 vs 61, 256 -> 256 at 64 px 25 vs 35, 512 -> 512 at 32 px 26 vs 23
+        (the rotation alone 2.4), 3 -> 64 at 256 px 37 vs 5; rotated with MEC vs
+        col2im: 64 -> 128 at 128 px 27.5 vs 32.5.
         """
         n, c_out, ho, wo = gy.shape
         _, c, kh, kw = w.shape
@@ -217,8 +223,9 @@ class CpuBackend:
         full = stride == (1, 1) and dilation == (1, 1) and ph < kh and pw < kw
         if full and (
             winograd.use_winograd(self.name, min(c, c_out), input_hw, (kh, kw), stride, padding, dilation)
+            or mec.use_mec(c_out, c, stride)
             or (c >= c_out and input_hw[0] * input_hw[1] >= 8 * c_out)
-        ):  # (conv2d below then picks Winograd by the same rule)
+        ):  # (conv2d below then picks Winograd or MEC by the same rules)
             return self.conv2d(gy, winograd.adjoint_filters(w), (1, 1), (kh - 1 - ph, kw - 1 - pw), (1, 1))
         w_mat_t = w.reshape(c_out, c * kh * kw).T
         gy_mat = gy.reshape(n, c_out, ho * wo)

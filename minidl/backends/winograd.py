@@ -58,11 +58,13 @@ TILES = (2, 4)
 TILE = 4
 
 #: Values of the environment variable MINIDL_CONV, which picks the algorithm of the
-#: 3x3 stride-1 convolutions (read at each call, so a lesson can switch):
-#: ``im2col`` always, ``winograd`` whenever it applies, ``auto`` (default) Winograd
-#: where it is faster: enough channels and output pixels that the saved products
-#: outweigh transforming the tiles and the filters.
-ALGORITHMS = ("im2col", "winograd", "auto")
+#: stride-1 convolutions (read at each call, so a lesson can switch): ``im2col``
+#: always, ``winograd`` whenever it applies (3x3), ``mec`` whenever it applies (the
+#: cpu's MEC, ``backends/mec.py``; the CUDA kernels have none and use im2col),
+#: ``auto`` (default) each where it is faster: Winograd with enough channels and
+#: output pixels that the saved products outweigh transforming the tiles and the
+#: filters, then on the cpu MEC by ``mec.use_mec``'s rule, else im2col.
+ALGORITHMS = ("im2col", "winograd", "mec", "auto")
 
 #: ``auto``'s rule per device: (fewest channels, fewest output pixels) for Winograd.
 #: "Channels" is the smaller of the input and output channel counts: the tile
@@ -77,8 +79,12 @@ ALGORITHMS = ("im2col", "winograd", "auto")
 #: (a tie); 512 -> 512 at 32 px 33 / 35 vs 26 / 39 (a tie); 64 -> 64 at 256 px
 #: 48 / 81 vs 59 / 78; 3 -> 64 at 256 px 3 / 4 vs 24 / 35.  On cpu the tile
 #: transforms are single-threaded NumPy copies, so it takes wide layers to win.
+#: The pixel threshold, measured in the network (2 cores, best of 12, the Gatys
+#: loss + gradient at 256 px, whose block4 is 32 px): 48x48 511 ms, 32x32 489 ms;
+#: VGG16 at 224 px (block4 at 28 px): 48x48 462 ms, 24x24 495 ms.  (Building U
+#: a slice of channels at a time, see FILTER_BYTES, is what made 32x32 pay.)
 #: cuda: not measured yet (no GPU so far), so it follows cuda-emu.
-AUTO_RULES = {"cpu": (128, 48 * 48), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 * 32)}
+AUTO_RULES = {"cpu": (128, 32 * 32), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 * 32)}
 
 #: Largest transformed-tile buffer (V or M) built at once, in bytes; bigger
 #: convolutions are done a band of tile rows at a time, as im2col is.  Large on
@@ -86,6 +92,14 @@ AUTO_RULES = {"cpu": (128, 48 * 48), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 
 #: Measured here (VGG16 at 224 px, forward+backward, 2 threads, a busy machine):
 #: 2 MB bands 17.6 s, 16 MB 5.7 s, 64 MB 4.8 s (im2col 5.2 s).
 WORKSPACE_BYTES = 64 * 2**20
+
+#: Largest slice of transformed filters U built at once, in bytes.  U is 4x the
+#: size of the filters (36 numbers per 3x3 filter): 38 MB for VGG16's 512 -> 512
+#: layers.  Built a slice of output channels at a time, U and the products M stay
+#: small, and a 512 px VGG16 peaks no higher than with im2col.  Each slice is
+#: computed once per band of tiles (one band for a batch-1 VGG16 layer of 512
+#: channels up to 1024 px inputs).
+FILTER_BYTES = 16 * 2**20
 
 # The matrices of Lavin & Gray (2015), in float64: (Bᵀ, G, Aᵀ) for each m.
 _MATRICES = {
@@ -171,7 +185,7 @@ def use_winograd(device, channels, out_hw, kernel_hw, stride, padding, dilation)
     following MINIDL_CONV.  ``channels`` is the smaller of its input and output
     channel counts, ``out_hw`` the pixels it writes per image."""
     choice = algorithm()
-    if choice == "im2col" or not supports(kernel_hw, stride, padding, dilation):
+    if choice in ("im2col", "mec") or not supports(kernel_hw, stride, padding, dilation):
         return False
     if choice == "winograd":
         return True
@@ -237,9 +251,13 @@ def conv2d(x, w, padding, tile=None):
     dtype = np.result_type(x, w)
     bt, _, at = matrices(tile, dtype)
     ho, wo = h + 2 * padding[0] - 2, wd + 2 * padding[1] - 2
-    th, tw, band = _tile_geometry((ho, wo), max(c, c_out), tile, np.dtype(dtype).itemsize)
+    itemsize = np.dtype(dtype).itemsize
+    th, tw, band = _tile_geometry((ho, wo), max(c, c_out), tile, itemsize)
     a = tile + 2
-    u = weight_transform(w.astype(dtype, copy=False), tile)
+    w = w.astype(dtype, copy=False)
+    # Output channels per slice of U (see FILTER_BYTES); one slice when U is small.
+    step = max(1, FILTER_BYTES // (a * a * c * itemsize))
+    u = weight_transform(w, tile) if step >= c_out else None
     # Whole tiles first (th*m x tw*m outputs), cropped to (ho, wo) at the end.
     y = np.empty((n, c_out, th * tile, tw * tile), dtype=dtype)
     for b in range(n):
@@ -247,13 +265,17 @@ def conv2d(x, w, padding, tile=None):
         for r0 in range(0, th, band):
             r1 = min(r0 + band, th)
             v = transform(bt, _input_tiles(xp, tile, r0, r1, tw)).reshape(a * a, c, -1)
-            m = np.matmul(u, v)  # (a*a, C_out, tiles): the batch of GEMMs
-            del v  # (so that at most two band-sized buffers are alive at once)
-            out = transform(at, m.reshape(a, a, -1))  # (m*m, C_out * tiles)
-            del m
-            # out[i, j, k, r, t] is output pixel ((r0 + r)*m + i, t*m + j) of channel k
-            dest = y[b, :, r0 * tile : r1 * tile].reshape(c_out, r1 - r0, tile, tw, tile)
-            dest[...] = out.reshape(tile, tile, c_out, r1 - r0, tw).transpose(2, 3, 0, 4, 1)
+            for k0 in range(0, c_out, step):
+                k1 = min(k0 + step, c_out)
+                u_k = u if u is not None else weight_transform(w[k0:k1], tile)
+                m = np.matmul(u_k, v)  # (a*a, k1 - k0, tiles): the batch of GEMMs
+                if k1 == c_out:
+                    del v  # (so that at most two band-sized buffers are alive at once)
+                out = transform(at, m.reshape(a, a, -1))  # (m*m, (k1 - k0) * tiles)
+                del m
+                # out[i, j, k, r, t] is output pixel ((r0 + r)*m + i, t*m + j) of channel k0 + k
+                dest = y[b, k0:k1, r0 * tile : r1 * tile].reshape(k1 - k0, r1 - r0, tile, tw, tile)
+                dest[...] = out.reshape(tile, tile, k1 - k0, r1 - r0, tw).transpose(2, 3, 0, 4, 1)
     if (th * tile, tw * tile) == (ho, wo):
         return y
     return np.ascontiguousarray(y[:, :, :ho, :wo])
