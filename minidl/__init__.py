@@ -20,6 +20,7 @@ Models, weights and images live in their own modules (``minidl.models``,
 import numpy as np
 
 from minidl import functional, nn, optim
+from minidl.allocator import keep_freed_memory
 from minidl.autograd import is_grad_enabled, no_grad
 from minidl.creation import (
     arange,
@@ -47,6 +48,10 @@ float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_
 float, double, long = float32, float64, int64
 
 __version__ = "0.1.0"
+
+# Reuse freed memory instead of page-faulting fresh memory in every pass: 10-15%
+# faster at VGG16 sizes, same peak (minidl/allocator.py says why; MINIDL_KEEP_MEMORY=0: off).
+KEEPS_FREED_MEMORY = keep_freed_memory()
 
 __all__ = [
     "Tensor", "arange", "cat", "concat", "empty", "empty_like", "float32", "float64", "full",
