@@ -50,4 +50,6 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     # mallopt returns 1 on success, 0 when glibc refuses the value.
-    return mallopt(M_MMAP_THRESHOLD, LIMIT_BYTES) == 1 and mallopt(M_TRIM_THRESHOLD, LIMIT_BYTES) == 1
+    mapped = mallopt(M_MMAP_THRESHOLD, LIMIT_BYTES)
+    trimmed = mallopt(M_TRIM_THRESHOLD, LIMIT_BYTES)
+    return mapped == 1 and trimmed == 1

@@ -35,7 +35,8 @@ print(minidl.KEEPS_FREED_MEMORY, resource.getrusage(resource.RUSAGE_SELF).ru_min
 
 def _probe(keep: str):
     env = {**os.environ, "MINIDL_KEEP_MEMORY": keep}
-    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
+    command = [sys.executable, "-c", PROBE]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     kept, faults = out.stdout.split()
     return kept == "True", int(faults)
 

@@ -71,7 +71,9 @@ def use_mec(in_channels, out_channels, stride) -> bool:
     choice = winograd.algorithm()
     if not supports(stride) or choice in ("im2col", "winograd"):
         return False
-    return choice == "mec" or MIN_CHANNELS <= min(in_channels, out_channels) and out_channels <= MAX_OUT_CHANNELS
+    if choice == "mec":
+        return True
+    return MIN_CHANNELS <= min(in_channels, out_channels) and out_channels <= MAX_OUT_CHANNELS
 
 
 def shifted_columns(flat, start, out, kw, dw):
@@ -89,7 +91,8 @@ def shifted_columns(flat, start, out, kw, dw):
 
 
 def conv2d(x, w, padding, dilation):
-    """Stride-1 convolution (no bias): (N, C_in, H, W) * (C_out, C_in, kh, kw) -> (N, C_out, Ho, Wo)."""
+    """Stride-1 convolution (no bias), by the kh GEMMs of the module docstring:
+    (N, C_in, H, W) * (C_out, C_in, kh, kw) -> (N, C_out, Ho, Wo)."""
     n, c, h, wd = x.shape
     c_out, _, kh, kw = w.shape
     (ph, pw), (dh, dw) = padding, dilation
@@ -101,9 +104,9 @@ def conv2d(x, w, padding, dilation):
     w_row = np.ascontiguousarray(w.astype(dtype, copy=False).transpose(2, 0, 3, 1))
     w_row = w_row.reshape(kh, c_out, kw * c)
     reach = (kh - 1) * dh  # input rows below a band of output rows that it reads
-    rows = max(1, min(OUTPUT_BYTES // (c_out * wp * itemsize),
+    rows = max(1, min(ho, OUTPUT_BYTES // (c_out * wp * itemsize),
                       COLS_BYTES // (kw * c * wp * itemsize) - reach))  # fmt: skip
-    # Buffers reused by every band (a fresh array per band costs page faults).
+    # Buffers reused by every band (fresh arrays for each band measured slower).
     cols_buffer = np.empty(kw * c * (rows + reach) * wp, dtype=dtype)
     acc_buffer, product_buffer = np.empty((2, c_out * rows * wp), dtype=dtype)
     padded = np.zeros((c, hp, wp), dtype=dtype)
@@ -114,11 +117,13 @@ def conv2d(x, w, padding, dilation):
         for r0 in range(0, ho, rows):
             r1 = min(r0 + rows, ho)
             span, size = (r1 - r0 + reach) * wp, (r1 - r0) * wp  # input / output flat lengths
-            cols = shifted_columns(flat, r0 * wp, cols_buffer[: kw * c * span].reshape(kw, c, span), kw, dw)
+            cols = cols_buffer[: kw * c * span].reshape(kw, c, span)
+            cols = shifted_columns(flat, r0 * wp, cols, kw, dw)
             y_flat = acc_buffer[: c_out * size].reshape(c_out, size)
             product = product_buffer[: c_out * size].reshape(c_out, size)
             np.matmul(w_row[0], cols[:, :size], out=y_flat)
             for i in range(1, kh):
-                y_flat += np.matmul(w_row[i], cols[:, i * dh * wp : i * dh * wp + size], out=product)
+                shift = i * dh * wp  # kernel row i: the same columns, i*dh image rows on
+                y_flat += np.matmul(w_row[i], cols[:, shift : shift + size], out=product)
             y[b, :, r0:r1] = y_flat.reshape(c_out, r1 - r0, wp)[:, :, :wo]
     return y
