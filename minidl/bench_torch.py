@@ -11,9 +11,10 @@ Two workloads, each run by both frameworks on the same weights and the same inpu
   G = F·Fᵀ/(C·H·W) and TV the mean squared difference of vertical plus
   horizontal neighbours.
 
-The two frameworks take turns (minidl, torch, minidl, torch, ...) so that a busy
-machine slows both alike, and each keeps its best time; the ratio minidl/torch
-is the number to read.  Peak memory is the resident high-water mark of a fresh
+The two frameworks take turns (minidl then torch, torch then minidl, ...) so that
+a busy machine slows both alike.  Two ratios come out: of the best times, and
+the median over the turns of each turn's minidl/torch ratio, which a noisy
+machine moves less.  Peak memory is the resident high-water mark of a fresh
 process that runs one pass of one framework (the same process cannot tell whose
 memory it was), minus what that process held before building the network.
 
@@ -199,14 +200,20 @@ def compare_times(workload: str, size: int, repeats: int) -> dict:
     ours, theirs = minidl_pass(workload, size, model), torch_pass(workload, size, model)
     g_ours, g_theirs = ours().numpy(), theirs().numpy()  # warm-up, and the check
     error = float(np.abs(g_ours - g_theirs).max() / max(np.abs(g_theirs).max(), 1e-30))
-    best = {"minidl": float("inf"), "torch": float("inf")}
-    for _ in range(repeats):
-        for name, run in (("minidl", ours), ("torch", theirs)):
+    times = {"minidl": [], "torch": []}
+    for turn in range(repeats):
+        # Each goes first every other turn, so that neither always runs in the
+        # other's wake (its caches, its memory, the CPU's clock).
+        order = (("minidl", ours), ("torch", theirs))
+        for name, run in order if turn % 2 == 0 else order[::-1]:
             start = time.perf_counter()
             run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return {**best, "ratio": best["minidl"] / best["torch"], "grad_error": error,
-            "torch_threads": torch.get_num_threads()}  # fmt: skip
+            times[name].append(time.perf_counter() - start)
+    best = {name: min(t) for name, t in times.items()}
+    # The ratio within each turn: a busy minute slows both, so it cancels out.
+    median_ratio = float(np.median(np.array(times["minidl"]) / np.array(times["torch"])))
+    return {**best, "ratio": best["minidl"] / best["torch"], "median_ratio": median_ratio,
+            "grad_error": error, "torch_threads": torch.get_num_threads()}  # fmt: skip
 
 
 def peak_memory_mb(framework: str, workload: str, size: int) -> float | None:

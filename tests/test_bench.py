@@ -70,5 +70,6 @@ def test_compare_torch_runs_both_on_the_same_work(monkeypatch):
     row = bench_torch.compare_times("stylize", 32, repeats=1)
     assert row["minidl"] > 0 and row["torch"] > 0
     assert np.isclose(row["ratio"], row["minidl"] / row["torch"])
+    assert np.isclose(row["median_ratio"], row["ratio"])  # one turn: the same ratio
     # same weights, same input: the input gradients agree to float32 rounding
     assert row["grad_error"] < 1e-4

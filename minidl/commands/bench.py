@@ -120,7 +120,7 @@ def run_compare_torch(args) -> int:
         f"The two take {args.repeats} turns each in this process; best time of each.\n"
     )
     header = (
-        f"{'workload':<9} {'size':>5} {'minidl s':>9} {'torch s':>8} {'ratio':>6} "
+        f"{'workload':<9} {'size':>5} {'minidl s':>9} {'torch s':>8} {'ratio':>6} {'median':>7} "
         f"{'minidl MB':>10} {'torch MB':>9} {'grad diff':>10}"
     )
     print(header)
@@ -132,17 +132,18 @@ def run_compare_torch(args) -> int:
         mem = ["n/a" if m is None else f"{m:.0f}" for m in mem]
         print(
             f"{workload:<9} {size:>5} {t['minidl']:>9.3f} {t['torch']:>8.3f} {t['ratio']:>6.2f} "
-            f"{mem[0]:>10} {mem[1]:>9} {t['grad_error']:>10.1e}"
+            f"{t['median_ratio']:>7.2f} {mem[0]:>10} {mem[1]:>9} {t['grad_error']:>10.1e}"
         )
     print(
-        f"\nratio = minidl / torch (below 1: minidl is faster).  PyTorch used "
-        f"{t['torch_threads']} threads.\nMB: peak resident memory growth of one pass in a "
-        "fresh process (weights included).\ngrad diff: max |minidl - torch| of the input "
-        "gradient over max |torch|.  Where it is 1e-3 to 1e-2, a few ReLU inputs\n"
-        "within float32 rounding of zero, or max-pool windows with near-ties, went\n"
-        "different ways (the median pixel agrees to ~1e-7; in float64 minidl and\n"
-        "PyTorch agree to 1e-15).\nBoth frameworks run with minidl's malloc settings "
-        "(minidl/allocator.py), which apply to the whole process."
+        "\nratio: minidl / torch of the best times (below 1: minidl is faster).\n"
+        "median: the median over the turns of each turn's minidl / torch; a busy machine\n"
+        f"moves it less.  PyTorch used {t['torch_threads']} threads.  Both run with minidl's\n"
+        "malloc settings (minidl/allocator.py), which hold for the whole process.\n"
+        "MB: peak resident memory growth of one pass in a fresh process (weights included).\n"
+        "grad diff: max |minidl - torch| of the input gradient over max |torch|.  Where it\n"
+        "is 1e-3 to 1e-2, a few ReLU inputs within float32 rounding of zero, or max-pool\n"
+        "windows with near-ties, went different ways (the median pixel agrees to ~1e-7;\n"
+        "in float64 minidl and PyTorch agree to 1e-15)."
     )
     return 0
 
