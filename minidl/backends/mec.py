@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.backends import winograd
+from minidl.backends import threads, winograd
 
 #: ``auto`` picks MEC over im2col on the cpu for stride-1 convolutions with at
 #: least MIN_CHANNELS input and output channels (fewer make its GEMMs too thin)
@@ -86,7 +86,7 @@ def shifted_columns(flat, start, out, kw, dw):
     span = out.shape[2]
     for j in range(kw):
         part = flat[:, start + j * dw : start + j * dw + span]
-        out[j, :, : part.shape[1]] = part
+        threads.copy(out[j, :, : part.shape[1]], part)
         out[j, :, part.shape[1] :] = 0
     return out.reshape(-1, span)
 
@@ -114,7 +114,7 @@ def conv2d(x, w, padding, dilation):
     flat = padded.reshape(c, hp * wp)
     y = np.empty((n, c_out, ho, wo), dtype=dtype)
     for b in range(n):
-        padded[:, ph : ph + h, pw : pw + wd] = x[b]
+        threads.copy(padded[:, ph : ph + h, pw : pw + wd], x[b])
         for r0 in range(0, ho, rows):
             r1 = min(r0 + rows, ho)
             span, size = (r1 - r0 + reach) * wp, (r1 - r0) * wp  # input / output flat lengths
@@ -125,6 +125,6 @@ def conv2d(x, w, padding, dilation):
             np.matmul(w_row[0], cols[:, :size], out=y_flat)
             for i in range(1, kh):
                 shift = i * dh * wp  # kernel row i: the same columns, i*dh image rows on
-                y_flat += np.matmul(w_row[i], cols[:, shift : shift + size], out=product)
-            y[b, :, r0:r1] = y_flat.reshape(c_out, r1 - r0, wp)[:, :, :wo]
+                threads.add(y_flat, np.matmul(w_row[i], cols[:, shift : shift + size], out=product))
+            threads.copy(y[b, :, r0:r1], y_flat.reshape(c_out, r1 - r0, wp)[:, :, :wo])
     return y

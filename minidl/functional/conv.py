@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from minidl import geometry
 from minidl.autograd import Function
+from minidl.backends import threads
 from minidl.functional.checks import check_4d, check_same_dtype, check_tensor, kernel_backend
 from minidl.tensor import Tensor
 
@@ -32,8 +33,8 @@ class _Convolution(Function):
 
     @staticmethod
     def add_bias(y, bias: tuple):
-        if bias:
-            y += bias[0].reshape(1, -1, 1, 1)
+        if bias:  # (threads.add: on the cpu, a share of the channels per core)
+            threads.add(y, bias[0].reshape(1, -1, 1, 1), axis=1)
         return y
 
     def bias_grad(self, gy) -> tuple:

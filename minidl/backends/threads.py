@@ -1,0 +1,119 @@
+"""NumPy's copies and elementwise loops on every core, by splitting them between threads.
+
+BLAS runs a matrix product on all the cores, but a NumPy copy, sum or comparison
+runs on one: between two GEMMs of a convolution the other cores wait.  NumPy lets
+go of Python's global lock (the GIL) while such a loop runs, so plain Python
+threads can run them side by side: cut the arrays along one axis into one part
+per core and give each part to a thread.
+
+Measured (2 cores, float32, ms, one thread vs two): the gather of Winograd's input
+tiles for 64 channels at 256 px 12.5 vs 6.8, its output scatter 5.1 vs 2.6; for
+256 channels at 64 px 3.6 vs 1.4 and 2.2 vs 1.2.
+
+Arrays under ``MIN_BYTES`` stay in one thread (handing a part to a thread costs
+tens of microseconds).  ``MINIDL_THREADS=1`` turns the splitting off; by default
+there is one part per core this process may use.  Only NumPy arrays are split:
+for CuPy arrays the functions below do the plain operation.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+#: Arrays smaller than this (bytes) are not split.
+MIN_BYTES = 2**20
+
+
+def _thread_count() -> int:
+    value = os.environ.get("MINIDL_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"MINIDL_THREADS must be a whole number >= 1, got {value!r}")
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+#: How many parts a big loop is cut into (this thread runs one, a pool the rest).
+THREADS = _thread_count()
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def for_each_part(work, length: int, nbytes: int) -> None:
+    """Call ``work(start, stop)`` for consecutive parts of ``range(length)``, one per
+    thread, at the same time; all of it in this thread when ``nbytes`` (the size of
+    the arrays involved) is under ``MIN_BYTES``."""
+    global _pool
+    count = min(THREADS, length) if nbytes >= MIN_BYTES else 1
+    if count <= 1:
+        work(0, length)
+        return
+    if _pool is None or _pool._max_workers < count - 1:
+        _pool = ThreadPoolExecutor(count - 1, thread_name_prefix="minidl")
+    bounds = [length * k // count for k in range(count + 1)]
+    others = [_pool.submit(work, bounds[k], bounds[k + 1]) for k in range(1, count)]
+    work(bounds[0], bounds[1])
+    for future in others:
+        future.result()
+
+
+def _along(axis: int, start: int, stop: int) -> tuple:
+    return (slice(None),) * axis + (slice(start, stop),)
+
+
+def copy(dest, src, axis: int = 0) -> None:
+    """``dest[...] = src`` (same shapes), one part of ``axis`` per thread."""
+    if not isinstance(dest, np.ndarray):
+        dest[...] = src
+        return
+
+    def work(start, stop):
+        part = _along(axis, start, stop)
+        dest[part] = src[part]
+
+    for_each_part(work, dest.shape[axis], dest.nbytes)
+
+
+def contiguous(array, axis: int = 0):
+    """A C-contiguous copy of ``array`` (itself when it is one already), made by threads."""
+    if not isinstance(array, np.ndarray) or array.flags.c_contiguous:
+        return array
+    out = np.empty(array.shape, dtype=array.dtype)
+    copy(out, array, axis)
+    return out
+
+
+def add(dest, src, axis: int = 0) -> None:
+    """``dest += src``, one part of ``axis`` per thread (``src`` has dest's shape, or
+    broadcasts to it with the whole of ``axis``, as a bias of one value per channel)."""
+    if not isinstance(dest, np.ndarray):
+        dest += src
+        return
+
+    def work(start, stop):
+        part = _along(axis, start, stop)
+        dest[part] += src[part]
+
+    for_each_part(work, dest.shape[axis], dest.nbytes)
+
+
+def elementwise(function, *arrays):
+    """``function(*arrays)`` for an elementwise ``function`` of same-shape arrays,
+    computed a part of the flattened arrays per thread (when all are C-contiguous
+    NumPy arrays; otherwise in one call)."""
+    first = arrays[0]
+    same = all(isinstance(a, np.ndarray) and a.shape == first.shape and a.flags.c_contiguous for a in arrays)
+    if not same or first.nbytes < MIN_BYTES:
+        return function(*arrays)
+    flat = [a.reshape(-1) for a in arrays]
+    dtype = function(*(a[:1] for a in flat)).dtype  # (of one element: the result's dtype)
+    out = np.empty(first.size, dtype=dtype)
+
+    def work(start, stop):
+        out[start:stop] = function(*(a[start:stop] for a in flat))
+
+    for_each_part(work, first.size, first.nbytes)
+    return out.reshape(first.shape)
