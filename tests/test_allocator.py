@@ -52,3 +52,31 @@ def test_minidl_keep_memory_0_leaves_malloc_alone():
     assert not kept
     # glibc's default maps each 64 MB block afresh: at least its 4 KB or 2 MB pages fault.
     assert faults >= 5 * 32, f"only {faults} page faults: was the default changed anyway?"
+
+
+# Page faults of the main thread filling a 16 MB array that a worker thread freed.
+THREAD_PROBE = """
+import resource, threading
+import numpy as np
+import minidl
+
+def fill():
+    a = np.empty(4 * 2**20, dtype=np.float32)  # 16 MB
+    a.fill(1.0)
+
+worker = threading.Thread(target=fill)
+worker.start()
+worker.join()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+fill()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_memory_a_thread_freed_is_reused_by_another():
+    # One heap for all threads (M_ARENA_MAX=1): otherwise the worker's block stays
+    # in its own heap, and the main thread faults in 4096 fresh pages.
+    env = {**os.environ, "MINIDL_KEEP_MEMORY": "1"}
+    out = subprocess.run([sys.executable, "-c", THREAD_PROBE], env=env, capture_output=True, text=True, check=True)
+    faults = int(out.stdout)
+    assert faults < 100, f"{faults} page faults re-allocating what a worker thread freed"

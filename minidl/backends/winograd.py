@@ -300,7 +300,7 @@ def adjoint_filters(w):
     With them, gx = conv2d(gy, adjoint_filters(w), padding k - 1 - p): the input
     gradient is itself a ("full") convolution.
     """
-    return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    return threads.contiguous(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), axis=0)
 
 
 def conv2d_grad_input(gy, w, input_hw, padding, tile=None):
