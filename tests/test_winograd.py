@@ -81,6 +81,16 @@ def test_slices_of_output_channels_add_up(monkeypatch):
     np.testing.assert_allclose(W.conv2d(x, w, pad), whole, rtol=1e-13, atol=1e-13)
 
 
+def test_tiles_gathered_a_few_channels_at_a_time_add_up(monkeypatch):
+    # A tiny gather budget copies the strided input tiles one channel at a time,
+    # each transformed straight into its rows of V: the same numbers.
+    x, w, gy, pad = _data((2, 5, 4, 11, 14, 1))
+    whole = W.conv2d(x, w, pad), W.conv2d_grad_weight(x, gy, pad)
+    monkeypatch.setattr(W, "GATHER_BYTES", 1)
+    np.testing.assert_allclose(W.conv2d(x, w, pad), whole[0], rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(W.conv2d_grad_weight(x, gy, pad), whole[1], rtol=1e-13, atol=1e-13)
+
+
 def _float32_error(tile):
     """Max error of the float32 Winograd (and of float32 im2col) against float64,
     relative to the largest output, on a VGG-like layer."""

@@ -43,8 +43,10 @@ Conventions shared by all backends:
 * ``im2col`` returns (N, C*kh*kw, H_out*W_out): row (c, i, j), column
   oh*W_out + ow, zeros where a window reads padding.  ``col2im`` is its adjoint:
   it adds every column back onto its window (overlaps add up).
-* Max-pool ``indices`` are int64 and, as in PyTorch, index the flattened
-  H*W plane of the (unpadded) input: ``idx = h * W + w``.  Ties pick the first
+* Max-pool ``indices`` are integers (int64 on cuda, int32 on the cpu, where they
+  use half the memory until the backward pass; ``F.max_pool2d`` hands out int64)
+  and, as in PyTorch, index the flattened H*W plane of the (unpadded) input:
+  ``idx = h * W + w``.  Ties pick the first
   maximum in row-major window order.  ``max_pool2d_grad`` *adds* ``gy`` at the
   switches (overlapping windows may share one); it also gets the window geometry,
   which a gather-form kernel needs to find the few windows covering a pixel (the

@@ -92,17 +92,25 @@ AUTO_RULES = {"cpu": (128, 32 * 32), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 
 #: convolutions are done a band of tile rows at a time, as im2col is.  Large on
 #: purpose: each band costs 36 BLAS calls, and every call wakes BLAS's threads.
 #: Measured here (VGG16 at 224 px, forward+backward, 2 threads, a busy machine):
-#: 2 MB bands 17.6 s, 16 MB 5.7 s, 64 MB 4.8 s (im2col 5.2 s).
-WORKSPACE_BYTES = 64 * 2**20
+#: 2 MB bands 17.6 s, 16 MB 5.7 s, 64 MB 4.8 s (im2col 5.2 s).  With the copies
+#: split between threads (``threads.py``), 32 MB costs nothing against 64 MB
+#: (median ratio 0.99-1.0, VGG16 at 512 px and the Gatys loss at 256 px) and
+#: takes 2 x 32 MB off VGG16's memory peak at 512 px (V and M of block2_conv2).
+WORKSPACE_BYTES = 32 * 2**20
 
 #: Largest slice of transformed filters U built at once, in bytes.  U is 4x the
 #: size of the filters (36 numbers per 3x3 filter): 38 MB for VGG16's 512 -> 512
 #: layers.  Built a slice of output channels at a time, U and the products M stay
-#: small: at 512 px, the memory block4's input gradient allocates fell from 89 to
-#: 70 MB, and VGG16's peak from 546 to 529 MB.  Each slice is computed once per
-#: band of tiles (one band for a batch-1 VGG16 layer of 512 channels up to 1024 px
-#: inputs).
-FILTER_BYTES = 16 * 2**20
+#: small.  VGG16's peak at 512 px (resident, weights included) is in block4's
+#: backward pass: 546 MB with whole U, 508 with 16 MB slices, 491 with 8 MB
+#: (at a cost of 0-3% in time).  Each slice is computed once per band of tiles
+#: (one band for a batch-1 VGG16 layer of 512 channels up to 1024 px inputs).
+FILTER_BYTES = 8 * 2**20
+
+#: Largest copy of strided input tiles made at once by :func:`transform` (bytes).
+#: Without a limit the copy is as big as the transformed tiles V (up to
+#: WORKSPACE_BYTES), and both were alive at VGG16's memory peak at 512 px.
+GATHER_BYTES = 8 * 2**20
 
 # The matrices of Lavin & Gray (2015), in float64: (Bᵀ, G, Aᵀ) for each m.
 _MATRICES = {
@@ -213,9 +221,18 @@ def transform(mat, z):
     key = (mat.shape, mat.dtype.str, mat.tobytes())
     if key not in _KRONS:  # (np.kron costs 0.1 ms: 7 ms per Gatys loss evaluation)
         _KRONS[key] = np.kron(mat, mat)
-    # z is often a strided view (the input tiles): gathered by threads, by channel
-    z = threads.contiguous(z, axis=2 if z.ndim > 2 else 0)
-    return (_KRONS[key] @ z.reshape(s * s, -1)).reshape(r * r, *rest)
+    kron = _KRONS[key]
+    if z.flags.c_contiguous or z.ndim < 3:
+        return (kron @ z.reshape(s * s, -1)).reshape(r * r, *rest)
+    # A strided view (the overlapping input tiles) must be copied into a matrix
+    # first: a share of axis 2 (channels) at a time, so that the copy stays small.
+    out = np.empty((r * r, *rest), dtype=np.result_type(kron, z))
+    step = max(1, GATHER_BYTES // max(1, z[:, :, :1].size * z.itemsize))
+    for c0 in range(0, rest[0], step):
+        part = threads.contiguous(z[:, :, c0 : c0 + step], axis=2)
+        # (out[:, c0:c1] flattened is a view: its rows lie one channel block apart)
+        np.matmul(kron, part.reshape(s * s, -1), out=out[:, c0 : c0 + step].reshape(r * r, -1))
+    return out
 
 
 def _tile_geometry(out_hw, channels, tile, itemsize):

@@ -54,7 +54,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, return_indices=False)
     )
     if not return_indices:
         return y
-    return y, Tensor(function.indices, device=input.device)
+    # (int64 as in PyTorch; the cpu backend keeps int32 switches for itself)
+    return y, Tensor(function.indices.astype("int64", copy=False), device=input.device)
 
 
 class _MaxUnpool2d(Function):
