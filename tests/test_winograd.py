@@ -62,11 +62,14 @@ def test_equals_im2col_in_float64(tile, shape):
         CPU.conv2d_grad_weight(x, gy, (3, 3), ONE, pad, ONE), rtol=1e-12, atol=1e-12)  # fmt: skip
 
 
-def test_bands_of_tile_rows_add_up(monkeypatch):
-    # A tiny workspace forces one tile row per band: same numbers as one band.
+@pytest.mark.parametrize("budget", ["WORKSPACE_BYTES", "GATHER_BYTES"])
+def test_bands_of_tiles_add_up(monkeypatch, budget):
+    # A tiny workspace forces one tile row per band; a tiny gather budget copies the
+    # strided input tiles one channel at a time, each transformed straight into its
+    # rows of V.  Either way: the same numbers as one band, one copy.
     x, w, gy, pad = _data((2, 3, 4, 17, 9, 1))
     whole = W.conv2d(x, w, pad), W.conv2d_grad_weight(x, gy, pad)
-    monkeypatch.setattr(W, "WORKSPACE_BYTES", 1)
+    monkeypatch.setattr(W, budget, 1)
     np.testing.assert_allclose(W.conv2d(x, w, pad), whole[0], rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(W.conv2d_grad_weight(x, gy, pad), whole[1], rtol=1e-13, atol=1e-13)
 
@@ -79,16 +82,6 @@ def test_slices_of_output_channels_add_up(monkeypatch):
     monkeypatch.setattr(W, "FILTER_BYTES", 1)
     monkeypatch.setattr(W, "WORKSPACE_BYTES", 1)
     np.testing.assert_allclose(W.conv2d(x, w, pad), whole, rtol=1e-13, atol=1e-13)
-
-
-def test_tiles_gathered_a_few_channels_at_a_time_add_up(monkeypatch):
-    # A tiny gather budget copies the strided input tiles one channel at a time,
-    # each transformed straight into its rows of V: the same numbers.
-    x, w, gy, pad = _data((2, 5, 4, 11, 14, 1))
-    whole = W.conv2d(x, w, pad), W.conv2d_grad_weight(x, gy, pad)
-    monkeypatch.setattr(W, "GATHER_BYTES", 1)
-    np.testing.assert_allclose(W.conv2d(x, w, pad), whole[0], rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(W.conv2d_grad_weight(x, gy, pad), whole[1], rtol=1e-13, atol=1e-13)
 
 
 def _float32_error(tile):
