@@ -85,6 +85,12 @@ ALGORITHMS = ("im2col", "winograd", "mec", "auto")
 #: loss + gradient at 256 px, whose block4 is 32 px): 48x48 511 ms, 32x32 489 ms;
 #: VGG16 at 224 px (block4 at 28 px): 48x48 462 ms, 24x24 495 ms.  (Building U
 #: a slice of channels at a time, see FILTER_BYTES, is what made 32x32 pay.)
+#: With the copies split between threads (``threads.py``), Winograd also beats MEC
+#: on the 64-channel layers in isolation (forward + input gradient, median of 24
+#: interleaved runs: 0.93x MEC for 64 -> 64 at 256 px, 0.79x for 64 -> 128 at
+#: 128 px), but lowering the rule to 64 channels gained only 0-4.5% in the network
+#: (Gatys loss 1.00x, VGG16 at 224 / 512 px 0.97x / 0.96x) and raised VGG16's peak
+#: at 512 px from 491 to 506 MB, so the rule stays at 128.
 #: cuda: not measured yet (no GPU so far), so it follows cuda-emu.
 AUTO_RULES = {"cpu": (128, 32 * 32), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 * 32)}
 
