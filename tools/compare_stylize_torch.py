@@ -14,8 +14,9 @@ Starry Night in both frameworks with the default loss of ``minidl stylize``
 * minidl's own profile of one evaluation (``--profile``): where the time goes.
 
 ``--threads N`` gives both frameworks N threads (NumPy's BLAS through
-OPENBLAS_NUM_THREADS, set before NumPy is imported; PyTorch through
-``torch.set_num_threads``).  On a busy machine one thread each is steadier.
+OPENBLAS_NUM_THREADS, set before NumPy is imported, and minidl's copy threads
+through MINIDL_THREADS; PyTorch through ``torch.set_num_threads``).  On a busy
+machine one thread each is steadier.
 
 Needs ``pip install torch``; not imported by the library.
 """
@@ -27,8 +28,12 @@ import sys
 
 if "--threads" in sys.argv:  # must happen before NumPy loads its BLAS
     _n = sys.argv[sys.argv.index("--threads") + 1]
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MINIDL_THREADS"):
         os.environ[_var] = _n
+
+import minidl  # noqa: E402, F401  (before NumPy: minidl/blas_spin.py sets BLAS's spin)
+
+# isort: split
 
 import argparse
 import cProfile
