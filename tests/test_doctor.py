@@ -20,6 +20,10 @@ def test_doctor_lists_every_device(capsys):
     for device in ("cpu", "cuda", "cuda-emu"):
         assert f"  {device} " in out
     assert "NumPy" in out and "nvcc" in out and "g++" in out
+    # the cpu's speed settings, as this process has them
+    from minidl.backends import threads
+
+    assert f"copies on {threads.THREADS} thread(s)" in out and "BLAS spin" in out
 
 
 def test_doctor_explains_missing_cupy(capsys, monkeypatch):

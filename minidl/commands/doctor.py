@@ -39,7 +39,14 @@ def _tool_version(cmd: list[str]) -> str | None:
 def check_cpu() -> tuple[bool, str]:
     import numpy as np
 
-    return True, f"NumPy {np.__version__}"
+    import minidl
+    from minidl.backends import threads
+
+    # What makes the cpu fast (README, "Convolution algorithms"), and whether it is on.
+    spin = "short" if minidl.blas_spin.SHORTENED else "OpenBLAS's default"
+    memory = "kept for reuse" if minidl.KEEPS_FREED_MEMORY else "glibc's default"
+    return True, (f"NumPy {np.__version__}; copies on {threads.THREADS} thread(s); "
+                  f"BLAS spin {spin}; freed memory {memory}")  # fmt: skip
 
 
 def check_cuda() -> tuple[bool, str]:
