@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -186,3 +187,29 @@ def test_import_minidl_first_shortens_blas_spin():
     assert _timeout_after("import numpy, minidl; " + show) == ["None", "False"]
     # the user's own setting stays
     assert _timeout_after("import minidl; " + show, env_value="20") == ["20", "False"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_threads(split):
+    # The parent's pool threads are not copied by fork; a child that reused the
+    # pool would wait for them forever.
+    threads.copy(np.zeros((4, 3)), np.ones((4, 3)))  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if a split copy works, and never return
+        code = 2
+        try:
+            dest = np.zeros((6, 5))
+            threads.copy(dest, np.ones((6, 5)))
+            code = 0 if dest.sum() == 30 else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung on the parent's thread pool")

@@ -42,6 +42,16 @@ THREADS = _thread_count()
 _pool: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:
+    """In a child made by ``os.fork``: the pool's threads were not copied, so start anew."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def for_each_part(work, length: int, nbytes: int) -> None:
     """Call ``work(start, stop)`` for consecutive parts of ``range(length)``, one per
     thread, at the same time; all of it in this thread when ``nbytes`` (the size of
