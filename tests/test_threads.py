@@ -61,6 +61,20 @@ def test_an_error_in_a_part_reaches_the_caller(split):
         threads.for_each_part(work, 9, nbytes=0)
 
 
+def test_after_an_error_here_no_part_is_still_running(split):
+    finished = []
+
+    def work(start, stop):
+        if start == 0:
+            raise RuntimeError("this thread's part")
+        time.sleep(0.05)
+        finished.append(start)
+
+    with pytest.raises(RuntimeError, match="this thread's part"):
+        threads.for_each_part(work, 9, nbytes=0)
+    assert sorted(finished) == [3, 6]
+
+
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_copy_add_contiguous_equal_numpy(split, axis):
     rng = np.random.default_rng(0)

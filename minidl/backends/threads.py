@@ -39,7 +39,8 @@ def _thread_count() -> int:
 #: How many parts a big loop is cut into (this thread runs one, a pool the rest).
 THREADS = _thread_count()
 
-_pool: ThreadPoolExecutor | None = None
+#: The helper threads, made on first use: (pool, its number of threads).
+_pool: tuple[ThreadPoolExecutor, int] | None = None
 
 
 def _forget_pool() -> None:
@@ -52,22 +53,34 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+def _helpers(count: int) -> ThreadPoolExecutor:
+    """A pool of at least ``count`` threads (a bigger one replaces a smaller one)."""
+    global _pool
+    if _pool is None or _pool[1] < count:
+        if _pool is not None:
+            _pool[0].shutdown(wait=False)
+        _pool = (ThreadPoolExecutor(count, thread_name_prefix="minidl"), count)
+    return _pool[0]
+
+
 def for_each_part(work, length: int, nbytes: int) -> None:
     """Call ``work(start, stop)`` for consecutive parts of ``range(length)``, one per
     thread, at the same time; all of it in this thread when ``nbytes`` (the size of
     the arrays involved) is under ``MIN_BYTES``."""
-    global _pool
     count = min(THREADS, length) if nbytes >= MIN_BYTES else 1
     if count <= 1:
         work(0, length)
         return
-    if _pool is None or _pool._max_workers < count - 1:
-        _pool = ThreadPoolExecutor(count - 1, thread_name_prefix="minidl")
     bounds = [length * k // count for k in range(count + 1)]
-    others = [_pool.submit(work, bounds[k], bounds[k + 1]) for k in range(1, count)]
-    work(bounds[0], bounds[1])
-    for future in others:
-        future.result()
+    pool = _helpers(count - 1)
+    others = [pool.submit(work, bounds[k], bounds[k + 1]) for k in range(1, count)]
+    try:
+        work(bounds[0], bounds[1])  # this thread's own part
+    finally:
+        # Wait for every part, even after an error here: none may still be
+        # writing when the caller goes on.  .result() re-raises a part's error.
+        for future in others:
+            future.result()
 
 
 def _along(axis: int, start: int, stop: int) -> tuple:
