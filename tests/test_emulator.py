@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from forking import check_in_forked_child
 
 from minidl.backends import emulated
 from minidl.backends.emulated import EmulatedModule, emulator_available, parse_kernels
@@ -266,23 +266,12 @@ def test_threads_mode_works_in_a_forked_child(module):
     """The parked thread pool does not survive fork(); the child must build its own."""
     kernel = module.get_function("partial_sums")
     _reduce_1000(kernel, 0)  # the parent's pool exists now
-    pid = os.fork()
-    if pid == 0:  # child: report through the exit status, never return into pytest
-        try:
-            got, want = _reduce_1000(kernel, 1)
-            os._exit(0 if abs(got - want) < 1e-3 * want else 1)
-        except BaseException:  # noqa: BLE001 -- any failure must end the child
-            os._exit(2)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert os.waitstatus_to_exitcode(status) == 0
-            return
-        time.sleep(0.01)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    pytest.fail("threads-mode launch in a forked child hung")
+
+    def launch_works():
+        got, want = _reduce_1000(kernel, 1)
+        return abs(got - want) < 1e-3 * want
+
+    check_in_forked_child(launch_works, "a threads-mode launch in a forked child")
 
 
 def test_barrier_missed_by_the_source_scan_is_reported(module, threads_module):

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from forking import check_in_forked_child
 
 import minidl.functional as F
 from minidl.backends import threads, winograd
@@ -207,23 +208,14 @@ def test_import_minidl_first_shortens_blas_spin():
 def test_a_forked_child_gets_its_own_threads(split):
     # The parent's pool threads are not copied by fork; a child that reused the
     # pool would wait for them forever.
-    threads.copy(np.zeros((4, 3)), np.ones((4, 3)))  # the parent's pool exists now
-    pid = os.fork()
-    if pid == 0:  # the child: exit 0 only if a split copy works, and never return
-        code = 2
-        try:
-            dest = np.zeros((6, 5))
-            threads.copy(dest, np.ones((6, 5)))
-            code = 0 if dest.sum() == 30 else 1
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert os.waitstatus_to_exitcode(status) == 0
-            return
-        time.sleep(0.05)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    pytest.fail("the forked child hung on the parent's thread pool")
+    # The parent's pool exists now, with all its threads started and idle (each
+    # part waits for the others, so no thread can take two parts).
+    started = threading.Barrier(threads.THREADS)
+    threads.for_each_part(lambda start, stop: started.wait(timeout=10), threads.THREADS, nbytes=0)
+
+    def split_copy_works():
+        dest = np.zeros((6, 5))
+        threads.copy(dest, np.ones((6, 5)))
+        return dest.sum() == 30
+
+    check_in_forked_child(split_copy_works, "a split copy in a forked child")
