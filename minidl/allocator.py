@@ -15,13 +15,13 @@ Two ``mallopt`` settings stop that: serve blocks of up to 1 GB from the heap
 (``M_TRIM_THRESHOLD``).  Freed blocks are then reused: no page faults, 2.5 s per
 pass, and a lower peak (570 MB instead of 598), since the process reuses what it
 has instead of asking for more.  The price: after its biggest pass, the process
-keeps that much memory until it exits.
+keeps that much memory until it exits.  (PyTorch's CPU performance guide gives
+the same advice in another form: preload the jemalloc or tcmalloc allocator.)
 
 A third setting keeps one heap for all threads (``M_ARENA_MAX``).  glibc gives
 each thread that allocates its own heap (an "arena"), with its own kept memory;
 the threads that split NumPy's loops (``backends/threads.py``) allocate their
-temporaries, and a second heap raised VGG16's peak at 512 px from 530 to 576 MB.  (PyTorch's CPU performance guide gives
-the same advice in another form: preload the jemalloc or tcmalloc allocator.)
+temporaries, and a second heap raised VGG16's peak at 512 px from 530 to 576 MB.
 
 ``import minidl`` calls :func:`keep_freed_memory`; it acts only on Linux with
 glibc, and ``MINIDL_KEEP_MEMORY=0`` turns it off.

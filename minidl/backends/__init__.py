@@ -46,12 +46,11 @@ Conventions shared by all backends:
 * Max-pool ``indices`` are integers (int64 on cuda, int32 on the cpu, where they
   use half the memory until the backward pass; ``F.max_pool2d`` hands out int64)
   and, as in PyTorch, index the flattened H*W plane of the (unpadded) input:
-  ``idx = h * W + w``.  Ties pick the first
-  maximum in row-major window order.  ``max_pool2d_grad`` *adds* ``gy`` at the
-  switches (overlapping windows may share one); it also gets the window geometry,
-  which a gather-form kernel needs to find the few windows covering a pixel (the
-  cpu backend scatters and ignores it).  ``max_unpool2d`` *writes* into a
-  zero array; ``max_unpool2d_grad`` gathers.
+  ``idx = h * W + w``.  Ties pick the first maximum in row-major window order.
+  ``max_pool2d_grad`` *adds* ``gy`` at the switches (overlapping windows may
+  share one); it also gets the window geometry, which a gather-form kernel needs
+  to find the few windows covering a pixel (the cpu backend scatters and ignores
+  it).  ``max_unpool2d`` *writes* into a zero array; ``max_unpool2d_grad`` gathers.
 * ``avg_pool2d`` counts padded zeros in the divisor (PyTorch's default
   ``count_include_pad=True``); padding is implicit zeros.
 * ``gram(x)`` returns G[n] = F Fᵀ / (C·H·W) with F = x[n].reshape(C, H·W);
