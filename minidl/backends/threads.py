@@ -83,8 +83,14 @@ def for_each_part(work, length: int, nbytes: int) -> None:
             future.result()
 
 
-def _along(axis: int, start: int, stop: int) -> tuple:
-    return (slice(None),) * axis + (slice(start, stop),)
+def _by_parts(dest, src, axis: int, combine) -> None:
+    """``combine(dest_part, src_part)`` for one part of ``axis`` per thread."""
+
+    def work(start, stop):
+        part = (slice(None),) * axis + (slice(start, stop),)
+        combine(dest[part], src[part])
+
+    for_each_part(work, dest.shape[axis], dest.nbytes)
 
 
 def copy(dest, src, axis: int = 0) -> None:
@@ -92,12 +98,7 @@ def copy(dest, src, axis: int = 0) -> None:
     if not isinstance(dest, np.ndarray):
         dest[...] = src
         return
-
-    def work(start, stop):
-        part = _along(axis, start, stop)
-        dest[part] = src[part]
-
-    for_each_part(work, dest.shape[axis], dest.nbytes)
+    _by_parts(dest, src, axis, lambda d, s: np.copyto(d, s, casting="unsafe"))  # (as "=" casts)
 
 
 def contiguous(array, axis: int = 0):
@@ -115,12 +116,7 @@ def add(dest, src, axis: int = 0) -> None:
     if not isinstance(dest, np.ndarray):
         dest += src
         return
-
-    def work(start, stop):
-        part = _along(axis, start, stop)
-        dest[part] += src[part]
-
-    for_each_part(work, dest.shape[axis], dest.nbytes)
+    _by_parts(dest, src, axis, lambda d, s: np.add(d, s, out=d))
 
 
 def elementwise(function, *arrays):
