@@ -275,6 +275,9 @@ class Tensor:
     def __neg__(self):
         return _ops().Neg.apply(self)
 
+    def __abs__(self):  # abs(x), as in PyTorch
+        return self.abs()
+
     def __getitem__(self, index):
         return _ops().getitem(self, index)
 
