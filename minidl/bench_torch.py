@@ -1,4 +1,9 @@
-"""``minidl bench --compare-torch``: minidl's cpu backend against PyTorch CPU, in one process.
+"""``minidl bench --compare-torch``: minidl against PyTorch on the same device, in one process.
+
+On ``--device cpu`` (the default) minidl's NumPy backend meets PyTorch CPU; on
+``--device cuda`` minidl's hand-written kernels meet PyTorch's cuDNN and cuBLAS,
+with TF32 off (float32 against float32) and ``cudnn.benchmark`` on (cuDNN picks
+its fastest algorithm for each shape: the strongest reference there is).
 
 Two workloads, each run by both frameworks on the same weights and the same input:
 
@@ -34,8 +39,11 @@ CONTENT_LAYER = "block4_conv2"
 STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 5.0, 100.0, 1e-3
 
-#: (workload, size in px) rows of the comparison.
-DEFAULT_ROWS = (("vgg16", 224), ("vgg16", 512), ("stylize", 256))
+#: (workload, size in px) rows of the comparison, per device.
+DEFAULT_ROWS = {
+    "cpu": (("vgg16", 224), ("vgg16", 512), ("stylize", 256)),
+    "cuda": (("vgg16", 224), ("vgg16", 512), ("stylize", 256), ("stylize", 512)),
+}
 
 
 def torch_missing() -> str | None:
@@ -57,15 +65,34 @@ def weights_source() -> str | None:
 # ---------------------------------------------------------------- the two networks
 
 
-def _minidl_model():
+def _minidl_model(device: str = "cpu"):
     from minidl.models import vgg16
 
-    return vgg16(weights=weights_source())
+    return vgg16(weights=weights_source(), device=device)
 
 
-def _torch_model(model):
-    """PyTorch's VGG16 up to block5_conv3 with minidl ``model``'s weights, frozen."""
+def _torch(device: str):
+    """PyTorch, set up for a float32 comparison on ``device``."""
     import torch
+
+    if device == "cuda":
+        torch.backends.cudnn.allow_tf32 = False  # float32 against float32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True  # cuDNN's fastest algorithm per shape
+    return torch
+
+
+def synchronize(device: str) -> None:
+    """Wait until the GPU has finished all queued work (of CuPy and PyTorch alike)."""
+    if device == "cuda":
+        import cupy
+
+        cupy.cuda.runtime.deviceSynchronize()
+
+
+def _torch_model(model, device: str = "cpu"):
+    """PyTorch's VGG16 up to block5_conv3 with minidl ``model``'s weights, frozen."""
+    torch = _torch(device)
 
     layers, names = [], []
     for name, layer in model._modules.items():
@@ -80,7 +107,7 @@ def _torch_model(model):
         names.append(name)
         if name == "block5_conv3":
             break
-    net = torch.nn.Sequential(*layers).eval().requires_grad_(False)
+    net = torch.nn.Sequential(*layers).eval().requires_grad_(False).to(device)
     # index (in net) of the ReLU output of each conv layer, by layer name
     taps, i = {}, 0
     for name in names:
@@ -110,13 +137,16 @@ def _image(size: int, seed: int) -> np.ndarray:
     return 60 * np.random.default_rng(seed).standard_normal((1, 3, size, size), dtype=np.float32)
 
 
-def minidl_pass(workload: str, size: int, model):
-    """Build minidl's side of ``workload`` at ``size`` px on ``model`` (minidl's VGG16);
-    return a function doing one pass."""
+def minidl_pass(workload: str, size: int, model, device: str = "cpu"):
+    """Build minidl's side of ``workload`` at ``size`` px on ``model`` (minidl's VGG16
+    on ``device``); return a function doing one pass."""
+    import functools
+
     import minidl.functional as F
     from minidl.autograd import no_grad
     from minidl.tensor import tensor
 
+    tensor = functools.partial(tensor, device=device)  # every tensor below lives on device
     if workload == "vgg16":
         image = _image(size, 0)
 
@@ -145,12 +175,14 @@ def minidl_pass(workload: str, size: int, model):
     return run
 
 
-def torch_pass(workload: str, size: int, model):
-    """Build PyTorch's side of ``workload`` at ``size`` px with ``model``'s weights;
-    return a function doing one pass."""
-    import torch
+def torch_pass(workload: str, size: int, model, device: str = "cpu"):
+    """Build PyTorch's side of ``workload`` at ``size`` px with ``model``'s weights,
+    on ``device``; return a function doing one pass."""
+    torch = _torch(device)
+    net, taps = _torch_model(model, device)
 
-    net, taps = _torch_model(model)
+    def from_numpy(array):
+        return torch.from_numpy(array).to(device)
 
     def gram(f):
         n, c, h, w = f.shape
@@ -158,7 +190,7 @@ def torch_pass(workload: str, size: int, model):
         return f @ f.transpose(1, 2) / (c * h * w)
 
     if workload == "vgg16":
-        image = torch.from_numpy(_image(size, 0))
+        image = from_numpy(_image(size, 0))
 
         def run():
             x = image.clone().requires_grad_(True)
@@ -168,11 +200,11 @@ def torch_pass(workload: str, size: int, model):
         return run
     mse = torch.nn.functional.mse_loss
     with torch.no_grad():
-        content = _torch_features(net, taps, torch.from_numpy(_image(size, 1)), [CONTENT_LAYER])
+        content = _torch_features(net, taps, from_numpy(_image(size, 1)), [CONTENT_LAYER])
         content = content[CONTENT_LAYER]
-        style = _torch_features(net, taps, torch.from_numpy(_image(size, 2)), STYLE_LAYERS)
+        style = _torch_features(net, taps, from_numpy(_image(size, 2)), STYLE_LAYERS)
         grams = {name: gram(f) for name, f in style.items()}
-    start = torch.from_numpy(_image(size, 3))
+    start = from_numpy(_image(size, 3))
 
     def run():
         x = start.clone().requires_grad_(True)
@@ -191,14 +223,16 @@ def torch_pass(workload: str, size: int, model):
 # ---------------------------------------------------------------- measurements
 
 
-def compare_times(workload: str, size: int, repeats: int) -> dict:
-    """Best seconds of minidl and of PyTorch, run in turns in this process, and how
-    far apart their input gradients are (relative max difference)."""
-    import torch
-
-    model = _minidl_model()
-    ours, theirs = minidl_pass(workload, size, model), torch_pass(workload, size, model)
-    g_ours, g_theirs = ours().numpy(), theirs().numpy()  # warm-up, and the check
+def compare_times(workload: str, size: int, repeats: int, device: str = "cpu") -> dict:
+    """Best seconds of minidl and of PyTorch on ``device``, run in turns in this
+    process, and how far apart their input gradients are (relative max difference)."""
+    torch = _torch(device)
+    model = _minidl_model(device)
+    ours = minidl_pass(workload, size, model, device)
+    theirs = torch_pass(workload, size, model, device)
+    g_ours, g_theirs = ours().numpy(), theirs().cpu().numpy()  # warm-up, and the check
+    for _ in range(2 if device == "cuda" else 0):  # cuDNN's algorithm search, compiles
+        ours(), theirs()
     error = float(np.abs(g_ours - g_theirs).max() / max(np.abs(g_theirs).max(), 1e-30))
     times = {"minidl": [], "torch": []}
     for turn in range(repeats):
@@ -206,8 +240,10 @@ def compare_times(workload: str, size: int, repeats: int) -> dict:
         # other's wake (its caches, its memory, the CPU's clock).
         order = (("minidl", ours), ("torch", theirs))
         for name, run in order if turn % 2 == 0 else order[::-1]:
+            synchronize(device)
             start = time.perf_counter()
             run()
+            synchronize(device)  # a GPU runs asynchronously: wait for the last kernel
             times[name].append(time.perf_counter() - start)
     best = {name: min(t) for name, t in times.items()}
     # The ratio within each turn: a busy minute slows both, so it cancels out.

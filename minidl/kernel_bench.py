@@ -32,7 +32,17 @@ from minidl.backends import winograd
 
 #: Problem sizes of the cuda benchmark (a test shrinks them to run under the emulator).
 SIZES = {
-    "gemm": [(1024, 1024, 1024, "1024³"), (256, 3136, 2304, "VGG conv3 56²")],  # M, N, K
+    # M, N, K.  A VGG16 convolution at 224 px as im2col + GEMM is C_out x H·W x C_in·9;
+    # the weight gradient of block1_conv2 is a small output (64 x 576) with a long sum.
+    "gemm": [
+        (1024, 1024, 1024, "1024³"),
+        (64, 50176, 576, "VGG block1_conv2"),
+        (128, 12544, 1152, "VGG block2_conv2"),
+        (256, 3136, 2304, "VGG block3_conv3"),
+        (512, 784, 4608, "VGG block4_conv3"),
+        (512, 196, 4608, "VGG block5_conv3"),
+        (64, 576, 50176, "VGG block1_conv2 dW"),
+    ],
     "gram": (2, 256, 112, 112),  # x: N, C, H, W
     "conv": (4, 128, 112, 112, 128),  # x: N, C, H, W; C_out (3x3 kernel, padding 1)
     "pool": (8, 64, 224, 224),  # x (2x2 windows, stride 2)

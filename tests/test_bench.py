@@ -3,8 +3,12 @@
 import numpy as np
 import pytest
 
+import minidl
 from minidl import bench
+from minidl.backends.emulated import emulator_available
 from minidl.models import vgg16
+
+needs_emulator = pytest.mark.skipif(not emulator_available()[0], reason="cuda-emu not usable here")
 
 
 def test_conv_flops_of_vgg16_at_224px():
@@ -73,3 +77,27 @@ def test_compare_torch_runs_both_on_the_same_work(monkeypatch):
     assert np.isclose(row["median_ratio"], row["ratio"])  # one turn: the same ratio
     # same weights, same input: the input gradients agree to float32 rounding
     assert row["grad_error"] < 1e-4
+
+
+@needs_emulator
+def test_compare_torch_minidl_side_runs_on_a_kernel_device(monkeypatch):
+    """--compare-torch --device cuda builds minidl's pass on that device: the same
+    input gradient as on the cpu (shown here on cuda-emu, which needs no GPU)."""
+    from minidl import bench_torch
+
+    monkeypatch.delenv("MINIDL_WEIGHTS", raising=False)
+    monkeypatch.setenv("MINIDL_GEMM", "cublas")  # NumPy's BLAS: the emulated SGEMM is slow
+    minidl.manual_seed(0)
+    on_cpu = bench_torch.minidl_pass("vgg16", 32, bench_torch._minidl_model("cpu"))()
+    minidl.manual_seed(0)
+    model = bench_torch._minidl_model("cuda-emu")
+    on_emu = bench_torch.minidl_pass("vgg16", 32, model, "cuda-emu")()
+    assert on_emu.device == "cuda-emu"
+    scale = np.abs(on_cpu.numpy()).max()
+    assert scale > 0
+    np.testing.assert_allclose(on_emu.numpy(), on_cpu.numpy(), atol=1e-4 * scale)
+
+
+def test_compare_torch_refuses_the_emulator(capsys):
+    assert _bench_command(["--compare-torch", "--device", "cuda-emu"]) == 2
+    assert "--device is cpu or cuda" in capsys.readouterr().err

@@ -6,8 +6,8 @@ Three reports, one per option:
   :mod:`minidl.bench`);
 * ``--kernels``: the hand-written CUDA kernels against the vendor libraries
   (see :mod:`minidl.kernel_bench`);
-* ``--compare-torch``: minidl against PyTorch CPU on the same work, in one
-  process, as ratios (see :mod:`minidl.bench_torch`; PyTorch is optional).
+* ``--compare-torch``: minidl against PyTorch on the same work and device, in
+  one process, as ratios (see :mod:`minidl.bench_torch`; PyTorch is optional).
 """
 
 from __future__ import annotations
@@ -34,11 +34,17 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--kernels", action="store_true", help="benchmark the hand-written CUDA kernels instead"
     )
-    parser.add_argument("--device", default="cuda", help="device for --kernels (default cuda)")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "cuda-emu"),
+        default=None,
+        help="device for --kernels (default cuda) or --compare-torch (default cpu)",
+    )
     parser.add_argument(
         "--compare-torch",
         action="store_true",
-        help="time VGG16 (224, 512 px) and the stylize loss (256 px) against PyTorch CPU",
+        help="time VGG16 (224, 512 px) and the stylize loss (256 px) against PyTorch "
+        "on the same device",
     )
     parser.add_argument(
         "--repeats", type=_positive, default=3, help="turns per framework for --compare-torch"
@@ -51,7 +57,7 @@ def run(args) -> int:
     if args.kernels:
         from minidl.kernel_bench import run_kernel_bench
 
-        return run_kernel_bench(device=args.device)
+        return run_kernel_bench(device=args.device or "cuda")
     if args.compare_torch:
         return run_compare_torch(args)
     sizes = [128] if args.quick else (args.sizes or [224, 512])
@@ -104,15 +110,31 @@ def run_compare_torch(args) -> int:
     if missing:
         print(missing, file=sys.stderr)
         return 2
-    rows = bt.DEFAULT_ROWS
+    device = args.device or "cpu"
+    if device == "cuda-emu":
+        print("minidl bench --compare-torch: --device is cpu or cuda (PyTorch has no "
+              "cuda-emu; time the emulator with minidl bench --kernels)", file=sys.stderr)  # fmt: skip
+        return 2
+    if device == "cuda":
+        from minidl.backends.cuda import cuda_available
+
+        ok, reason = cuda_available()
+        if not ok:
+            print(f"minidl bench --compare-torch: device 'cuda' is not available: {reason}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    rows = bt.DEFAULT_ROWS[device]
     if args.quick:
         rows = (("vgg16", 64), ("stylize", 64))
     elif args.sizes:
         rows = tuple(("vgg16", s) for s in args.sizes) + (("stylize", 256),)
     weights = bt.weights_source() or "random weights (set MINIDL_WEIGHTS for the real ones)"
+    them = "PyTorch CPU" if device == "cpu" else "PyTorch CUDA (cuDNN, TF32 off, benchmark mode)"
+    conv = os.environ.get("MINIDL_CONV", "auto")
+    gemm = "" if device == "cpu" else f", MINIDL_GEMM={os.environ.get('MINIDL_GEMM', 'minidl')}"
     print(
-        f"minidl (cpu backend, MINIDL_CONV={os.environ.get('MINIDL_CONV', 'auto')}) against "
-        "PyTorch CPU, batch 1, float32.\n"
+        f"minidl ({device} backend, MINIDL_CONV={conv}{gemm}) against {them}, batch 1, "
+        "float32.\n"
         f"weights: {weights}\n"
         "vgg16: forward to block5_conv3 and the gradient w.r.t. the input (frozen weights).\n"
         "stylize: one evaluation of the Gatys loss and its gradient (content block4_conv2,\n"
@@ -126,12 +148,14 @@ def run_compare_torch(args) -> int:
     print(header)
     print("-" * len(header))
     for workload, size in rows:
-        t = bt.compare_times(workload, size, args.repeats)
-        mem = [bench.in_fresh_process(bt.peak_memory_mb, f, workload, size)
-               for f in ("minidl", "torch")]  # fmt: skip
+        t = bt.compare_times(workload, size, args.repeats, device)
+        mem = [None, None]
+        if device == "cpu":
+            mem = [bench.in_fresh_process(bt.peak_memory_mb, f, workload, size)
+                   for f in ("minidl", "torch")]  # fmt: skip
         mem = ["n/a" if m is None else f"{m:.0f}" for m in mem]
         print(
-            f"{workload:<9} {size:>5} {t['minidl']:>9.3f} {t['torch']:>8.3f} {t['ratio']:>6.2f} "
+            f"{workload:<9} {size:>5} {t['minidl']:>9.4f} {t['torch']:>8.4f} {t['ratio']:>6.2f} "
             f"{t['median_ratio']:>7.2f} {mem[0]:>10} {mem[1]:>9} {t['grad_error']:>10.1e}"
         )
     print(
@@ -140,7 +164,8 @@ def run_compare_torch(args) -> int:
         f"moves it less.  PyTorch used {t['torch_threads']} threads.  Both run with minidl's\n"
         "malloc settings (minidl/allocator.py), which hold for the whole process; the\n"
         "short BLAS spin (minidl/blas_spin.py) acts on NumPy's OpenBLAS, not on PyTorch.\n"
-        "MB: peak resident memory growth of one pass in a fresh process (weights included).\n"
+        "MB: peak resident memory growth of one pass in a fresh process (weights included;\n"
+        "cpu only).\n"
         "grad diff: max |minidl - torch| of the input gradient over max |torch|.  Where it\n"
         "is 1e-3 to 1e-2, a few ReLU inputs within float32 rounding of zero, or max-pool\n"
         "windows with near-ties, went different ways (the median pixel agrees to ~1e-7;\n"
