@@ -67,7 +67,14 @@
 // 64 x 1024 product is only 16 blocks for the 132 multiprocessors of an
 // H100/H200, and there the one-output-per-thread version (256 blocks) was
 // faster.  On large products (1024^3 and up) this version measured 3 to 3.6
-// times faster on an H200.
+// times faster on an H200.  When C is small but K is long, the launch glue
+// (minidl/backends/gemm.py) cuts K into slices that run side by side as a
+// batch ("split-K"): on an H200 that took a 64 x 576 weight gradient summed
+// over 50176 pixels from 55x to 4x cuBLAS's time.
+//
+// Bigger still is not better here: 128 x 128 tiles with 8 x 8 micro-tiles
+// (change the four numbers below; the code follows) ran at 10 TFLOP/s on an
+// H200 against 19 for these, on 1024^3 and on VGG16's shapes alike.
 //
 // Sizes need not be multiples of the tile: loads outside the matrix store 0
 // in shared memory (zeros add nothing to the dot products), and outputs

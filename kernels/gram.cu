@@ -17,10 +17,17 @@
 // G(a, b) with a = ti*TILE + ty, b = tj*TILE + tx, and also stores it at
 // G(b, a).  As in gemm.cu, the block walks over the pixels p in steps of TILE,
 // staging a TILE x TILE piece of rows a.. and rows b.. of F in shared memory.
+//
+// Split-K: G is small (64 x 64 for VGG16's block1) but each entry sums over
+// every pixel (262144 at 512 px), so the triangle alone would be 10 blocks for
+// a GPU of 132 multiprocessors, each walking all the pixels by itself.  So the
+// pixels are cut into gridDim.z slices of `slice` pixels: block z sums only
+// its slice, into its own partial matrix Gs[z][n], and the host adds the
+// partials up (with one slice, Gs is G itself).
 
 #define GRAM_TILE 16
 
-extern "C" __global__ void gram(const float* x, float* G, int C, int P, float scale)
+extern "C" __global__ void gram(const float* x, float* Gs, int C, int P, int slice, float scale)
 {
     // Rows of 17 floats (+1 padding): reading Fb[tx][q] walks a column, and
     // the padding puts its 16 elements in 16 different shared-memory banks.
@@ -37,18 +44,19 @@ extern "C" __global__ void gram(const float* x, float* G, int C, int P, float sc
     const int tj = t;
 
     const int tx = threadIdx.x, ty = threadIdx.y;
-    const int n = blockIdx.y;
+    const int n = blockIdx.y, z = blockIdx.z;
     const float* F = x + n * C * P;                  // image n as a C x P matrix
-    float* Gn = G + n * C * C;
+    float* Gn = Gs + (z * gridDim.y + n) * C * C;    // partial z of image n
+    const int p_end = min(P, (z + 1) * slice);       // this block's pixels: z*slice ..
 
     float acc = 0.0f;
-    for (int p0 = 0; p0 < P; p0 += GRAM_TILE) {
+    for (int p0 = z * slice; p0 < p_end; p0 += GRAM_TILE) {
         // Each thread copies one element of each tile; p0 + tx is contiguous
         // in memory across tx, so the loads are coalesced.
         int p = p0 + tx;
         int ra = ti * GRAM_TILE + ty, rb = tj * GRAM_TILE + ty;
-        Fa[ty][tx] = (ra < C && p < P) ? F[ra * P + p] : 0.0f;
-        Fb[ty][tx] = (rb < C && p < P) ? F[rb * P + p] : 0.0f;
+        Fa[ty][tx] = (ra < C && p < p_end) ? F[ra * P + p] : 0.0f;
+        Fb[ty][tx] = (rb < C && p < p_end) ? F[rb * P + p] : 0.0f;
         __syncthreads();
 
         for (int q = 0; q < GRAM_TILE; ++q)

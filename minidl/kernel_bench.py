@@ -4,7 +4,8 @@ On ``--device cuda`` every kernel family is timed with CUDA events and compared 
 what the array module (CuPy) offers for the same job:
 
 =================  =====================================================
-kernels/gemm.cu    cuBLAS SGEMM (``cupy.matmul``), 1024³ and a VGG conv shape
+kernels/gemm.cu    cuBLAS SGEMM (``cupy.matmul``), 1024³ and VGG16's conv shapes
+                   (through ``backends/gemm.py``, so a small product is split-K)
 kernels/gram.cu    cuBLAS ``F @ F.T``
 conv2d             cuDNN (through PyTorch, if installed) and im2col + cuBLAS
                    (``MINIDL_GEMM=cublas``); im2col and Winograd (``MINIDL_CONV``)

@@ -23,6 +23,7 @@ import pytest
 
 from minidl import paths
 from minidl.backends import cuda as cuda_glue
+from minidl.backends import gemm as gemm_glue
 from minidl.backends.cpu import CpuBackend
 from minidl.backends.gemm import Matrix
 
@@ -176,7 +177,7 @@ def test_conv2d_grad_weight_split_k(kb, case, min_slice, monkeypatch):
     a slice length that does not divide the pixel count leaves a remainder GEMM.
     """
     n, c, h, w, c_out, k, s, p, d = case
-    monkeypatch.setattr(cuda_glue, "SPLIT_K_MIN_SLICE", min_slice)
+    monkeypatch.setattr(gemm_glue, "SPLIT_K_MIN_SLICE", min_slice)
     rng = np.random.default_rng(3)
     x = rand(rng, n, c, h, w)
     gy = rand(rng, *CPU.conv2d(x, rand(rng, c_out, c, *k), s, p, d).shape)
@@ -307,6 +308,19 @@ def test_gram_and_grad(kb, shape):
     assert_close(kb.gram_grad(dev(kb, g_g), dev(kb, x)), CPU.gram_grad(g_g, x), "gram_grad")
 
 
+@pytest.mark.parametrize("min_slice", [10, 16, 10**6], ids=["uneven-slices", "tile-slices", "no-split"])
+def test_gram_split_k(kb, min_slice, monkeypatch):
+    """G summed over pixel slices side by side, then added up: the same (symmetric) G."""
+    monkeypatch.setattr(gemm_glue, "SPLIT_K_MIN_SLICE", min_slice)
+    slices, rule = [], gemm_glue.split_k_slices
+    monkeypatch.setattr(cuda_glue, "split_k_slices", lambda *a: slices.append(rule(*a)) or rule(*a))
+    x = rand(np.random.default_rng(10), 2, 17, 7, 9)  # 63 pixels; 2 x 2 tiles of 16 channels
+    g = kb.gram(dev(kb, x))
+    assert_close(g, CPU.gram(x), f"gram, slices of >= {min_slice} pixels")
+    np.testing.assert_array_equal(host(g), host(g).transpose(0, 2, 1), "gram is symmetric")
+    assert slices == [{10: 6, 16: 3, 10**6: 1}[min_slice]]
+
+
 def test_gram_grad_with_xp_matmul_gemm(kb, monkeypatch):
     monkeypatch.setenv("MINIDL_GEMM", "cublas")
     rng = np.random.default_rng(6)
@@ -346,6 +360,30 @@ def test_gemm_kernel_direct(kb, trans_a, trans_b, m, n, k):
     assert_close(c, want, f"sgemm transA={trans_a} transB={trans_b} m,n,k={m},{n},{k}")
 
 
+@pytest.mark.parametrize("k", [40, 37, 9], ids=["even-slices", "shorter-last-slice", "no-split"])
+@pytest.mark.parametrize("trans_a, trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_gemm_split_k(kb, trans_a, trans_b, k, monkeypatch):
+    """A small C with a long K is cut into K slices summed at the end (split-K): the
+    same product, with transposes, alpha/beta, offsets and ld > cols."""
+    monkeypatch.setattr(gemm_glue, "SPLIT_K_MIN_SLICE", 10)  # tiny K, several slices
+    slices, split = [], gemm_glue._gemm_split_k
+    monkeypatch.setattr(gemm_glue, "_gemm_split_k", lambda *a: slices.append(a[-1]) or split(*a))
+    rng = np.random.default_rng(9)
+    m, n = 5, 7
+    a = rand(rng, *((k, m) if trans_a else (m, k)))
+    b = rand(rng, *((n, k) if trans_b else (k, n)))
+    c0 = rand(rng, m, n + 3)
+    want = c0.copy()
+    want[:, 2 : n + 2] = 0.5 * (a.T if trans_a else a) @ (b.T if trans_b else b)
+    want[:, 2 : n + 2] -= 2.0 * c0[:, 2 : n + 2]
+    c = dev(kb, c0)
+    a_mat, b_mat = Matrix(dev(kb, a), *a.shape), Matrix(dev(kb, b), *b.shape)
+    kb.gemm(Matrix(c, m, n, ld=n + 3, offset=2), a_mat.T if trans_a else a_mat,
+            b_mat.T if trans_b else b_mat, alpha=0.5, beta=-2.0)  # fmt: skip
+    assert_close(c, want, f"split-K sgemm transA={trans_a} transB={trans_b} k={k}")
+    assert slices == {40: [4], 37: [3], 9: []}[k]  # 4 x 10; 13 + 13 + 11; K too short
+
+
 @pytest.mark.parametrize("trans_a", [0, 1])
 def test_gemm_kernel_beta_zero_does_not_read_c(kb, trans_a):
     """beta == 0: C is only written (NaN garbage in C must not leak into the result)."""
@@ -367,7 +405,7 @@ def test_matrix_records_say_where_a_matrix_lies():
     assert band.shape == (2, 6) and band.T.shape == (6, 2) and band.T.T == band
     halves = band.column_slices(3)  # matrix z = columns 3z .. 3z+2
     assert (halves.cols, halves.ld, halves.batch_stride, halves.offset) == (3, 8, 3, 1)
-    tail = band.columns(4, 2)
+    tail = band.column_range(4, 2)
     assert (tail.cols, tail.ld, tail.offset) == (2, 8, 5)
     kb = cuda_glue.KernelBackend("test", np, module_loader=None)
     with pytest.raises(ValueError, match=r"gemm: shapes do not chain: c \(2, 2\) = a \(2, 6\) · b \(2, 2\)"):

@@ -19,13 +19,16 @@ conv2d_grad_input      col = wᵀ · gy, then col2im (gather)
 conv2d_grad_weight     im2col, then  gw = gy · colᵀ  (split-K)
 im2col / col2im        F.unfold / F.fold: the im2col kernels alone
 max/avg pooling        one thread per output (forward), per input (backward)
-gram                   symmetric tiled F·Fᵀ; gram_grad = two GEMMs
+gram                   symmetric tiled F·Fᵀ (split over pixel slices when G is
+                       small); gram_grad = two GEMMs
 =====================  ==========================================================
 
 Settings you can change (module attributes, read at call time):
 
 * ``COLUMN_BUDGET_BYTES`` -- the most memory one im2col column buffer may take;
   larger convolutions are done a few images, or a few output rows, at a time.
+* ``SPLIT_K_TARGET_BLOCKS`` / ``SPLIT_K_MIN_SLICE`` in ``backends/gemm.py`` -- when a
+  small output with a long sum (a GEMM, a Gram matrix) is cut into slices.
 * environment ``MINIDL_GEMM=cublas`` -- use ``xp.matmul`` (cuBLAS on a GPU, BLAS in
   NumPy) instead of ``kernels/gemm.cu``, to compare the two.
 * environment ``MINIDL_KERNELS`` -- the folder with the ``.cu`` files (default:
@@ -40,18 +43,12 @@ from pathlib import Path
 import numpy as np
 
 from minidl.backends import winograd, winograd_launch
-from minidl.backends.gemm import Matrix, gemm
+from minidl.backends.gemm import Matrix, gemm, split_k_slices
 from minidl.backends.kernel_runtime import KernelRuntime, check_fits_int32, i32
 from minidl.geometry import output_hw
 
 #: Upper bound for the im2col column buffer of one chunk (bytes).
 COLUMN_BUDGET_BYTES = 64 * 2**20
-
-#: Split-K (conv2d_grad_weight): aim for at least this many GEMM blocks in flight, about
-#: two per multiprocessor of a large GPU, and give each slice of the sum at least
-#: SPLIT_K_MIN_SLICE terms.
-SPLIT_K_TARGET_BLOCKS = 256
-SPLIT_K_MIN_SLICE = 256
 
 # Tile sizes are not repeated here: the launches read them from the kernels' own
 # ``#define``s (GEMM_TILE and GEMM_THREADS in gemm.cu, GRAM_TILE in gram.cu), so a
@@ -268,36 +265,17 @@ class KernelBackend:
         check_fits_int32(op, x.size, gy.size)
         k = c * kh * kw
         chunks, col = self._chunks_and_buffer(n, k, oh, ow)
-        # gw is a small matrix (C_out x K) but a long sum over every pixel of every
-        # image: few output tiles, each walking a very long inner dimension, would
-        # leave most of a GPU idle.  Split-K: cut the sum over a chunk's pixels into
-        # `slices` pieces, computed in parallel as a batched GEMM into partial sums.
-        tile = self.runtime.compiled("gemm.cu").define("GEMM_TILE")
-        tiles = math.ceil(c_out / tile) * math.ceil(k / tile)
-        max_cols = max((ohn * ow for _, _, _, ohn in chunks), default=0)
-        slices = max(
-            1, min(math.ceil(SPLIT_K_TARGET_BLOCKS / tiles), max_cols // SPLIT_K_MIN_SLICE)
-        )
-        partial = self.xp.zeros((slices, c_out, k), dtype=np.float32)
-        partials = Matrix(partial, c_out, k, batch_stride=c_out * k)
+        gw = self.xp.zeros((c_out, k), dtype=np.float32)
         for n0, nb, oh0, ohn in chunks:
             ncol = ohn * ow  # columns per image in this chunk
             self._launch_im2col(x, col, window, (n0, nb, oh0, ohn))
-            step = max(1, ncol // slices)  # the last slice also takes the remainder
-            full = min(slices, ncol // step)
-            done = full * step
             for b in range(nb):
                 grads = _band(gy, n0 + b, oh0, ohn)  # (C_out, ncol)
                 columns = Matrix(col, k, ncol, offset=b * k * ncol)  # (K, ncol)
-                # partial[s] += gy[:, slice s] · (col[:, slice s])ᵀ
-                self.gemm(partials, grads.column_slices(step), columns.column_slices(step).T,
-                          beta=1.0, batch=full)  # fmt: skip
-                if done < ncol:  # partial[0] += the remaining columns
-                    rest = ncol - done
-                    self.gemm(
-                        partials, grads.columns(done, rest), columns.columns(done, rest).T, beta=1.0
-                    )
-        return partial.sum(axis=0).reshape(c_out, c, kh, kw)
+                # gw += gy · colᵀ: a small output and a long sum, which gemm cuts
+                # into slices computed side by side (split-K, backends/gemm.py).
+                self.gemm(Matrix(gw, c_out, k), grads, columns.T, beta=1.0)
+        return gw.reshape(c_out, c, kh, kw)
 
     # ---------------------------------------------------------- unfold / fold
 
@@ -435,10 +413,14 @@ class KernelBackend:
         gram = self.runtime.compiled("gram.cu")
         tile = gram.define("GRAM_TILE")
         tiles = math.ceil(c / tile)
-        grid = (tiles * (tiles + 1) // 2, n, 1)  # lower-triangle tiles x images
-        args = (x, g, *i32(c, p), np.float32(1.0 / (c * p)))
-        gram.function("gram")(grid, (tile, tile, 1), args)
-        return g
+        blocks = tiles * (tiles + 1) // 2 * n  # lower-triangle tiles x images
+        # Split-K, as in backends/gemm.py: a small G summed over many pixels.
+        slice_len = math.ceil(p / split_k_slices(blocks, p))
+        slices = math.ceil(p / slice_len)
+        partials = g if slices == 1 else self.xp.empty((slices, n, c, c), dtype=np.float32)
+        args = (x, partials, *i32(c, p, slice_len), np.float32(1.0 / (c * p)))
+        gram.function("gram")((blocks // n, n, slices), (tile, tile, 1), args)
+        return g if slices == 1 else partials.sum(axis=0)
 
     def gram_grad(self, g_gram, x):
         """gx[n] = (gG[n] + gG[n]ᵀ) · F / (C·H·W): two batched GEMMs, the second with op(A) = gGᵀ."""

@@ -8,6 +8,14 @@ read a band of rows of one image of an NCHW tensor without copying it out.
 The product runs ``kernels/gemm.cu`` (``sgemm``), or, with the environment variable
 ``MINIDL_GEMM=cublas``, ``xp.matmul`` (cuBLAS on a GPU, NumPy's BLAS in the
 emulator) on strided views, to compare the two.
+
+**Split-K.**  The kernel gives each block one tile of C, so a small C (few tiles)
+with a long inner dimension K -- a weight gradient (C_out x C_in·9, summed over every
+pixel), or a deep layer at batch 1 (512 x 196 at 224 px) -- keeps only a few of a
+GPU's 132 multiprocessors busy, each walking all of K alone.  Then :func:`gemm`
+cuts K into slices, computes one partial product per slice in a single batched
+launch (the slices are the batch), and adds the partials up:
+``C = alpha·Σ_s A[:, slice s]·B[slice s, :] + beta·C``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,11 @@ import os
 import numpy as np
 
 from minidl.backends.kernel_runtime import i32
+
+#: Split-K: aim for at least this many blocks in flight (about two per multiprocessor
+#: of a large GPU), and give each slice of K at least SPLIT_K_MIN_SLICE terms.
+SPLIT_K_TARGET_BLOCKS = 256
+SPLIT_K_MIN_SLICE = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,13 +66,25 @@ class Matrix:
         """The shape the product sees: (cols, rows) when transposed."""
         return (self.cols, self.rows) if self.transposed else (self.rows, self.cols)
 
-    def columns(self, start: int, count: int) -> Matrix:
+    def column_range(self, start: int, count: int) -> Matrix:
         """Columns start .. start+count-1 of this matrix."""
         return dataclasses.replace(self, cols=count, ld=self.leading, offset=self.offset + start)
 
     def column_slices(self, width: int) -> Matrix:
         """A batch of consecutive ``width``-column slices: matrix z is columns z*width .. ."""
         return dataclasses.replace(self, cols=width, ld=self.leading, batch_stride=width)
+
+    def row_range(self, start: int, count: int) -> Matrix:
+        """Rows start .. start+count-1 of this matrix."""
+        return dataclasses.replace(
+            self, rows=count, ld=self.leading, offset=self.offset + start * self.leading
+        )
+
+    def row_slices(self, height: int) -> Matrix:
+        """A batch of consecutive ``height``-row slices: matrix z is rows z*height .. ."""
+        return dataclasses.replace(
+            self, rows=height, ld=self.leading, batch_stride=height * self.leading
+        )
 
 
 def gemm(runtime, xp, c: Matrix, a: Matrix, b: Matrix, alpha=1.0, beta=0.0, batch=1) -> None:
@@ -72,6 +97,25 @@ def gemm(runtime, xp, c: Matrix, a: Matrix, b: Matrix, alpha=1.0, beta=0.0, batc
     if os.environ.get("MINIDL_GEMM", "").strip().lower() == "cublas":
         _gemm_xp(xp, c, a, b, alpha, beta, batch)
         return
+    tile = runtime.compiled("gemm.cu").define("GEMM_TILE")
+    slices = split_k_slices(math.ceil(m / tile) * math.ceil(n / tile), k) if batch == 1 else 1
+    if slices > 1:
+        _gemm_split_k(runtime, xp, c, a, b, alpha, beta, slices)
+    else:
+        _launch_sgemm(runtime, c, a, b, alpha, beta, batch)
+
+
+def split_k_slices(blocks: int, k: int) -> int:
+    """Into how many slices to cut a sum of ``k`` terms computed by ``blocks`` blocks:
+    enough to reach SPLIT_K_TARGET_BLOCKS, none shorter than SPLIT_K_MIN_SLICE (1: no split)."""
+    if blocks >= SPLIT_K_TARGET_BLOCKS:
+        return 1
+    return max(1, min(math.ceil(SPLIT_K_TARGET_BLOCKS / blocks), k // SPLIT_K_MIN_SLICE))
+
+
+def _launch_sgemm(runtime, c: Matrix, a: Matrix, b: Matrix, alpha, beta, batch) -> None:
+    """One launch of ``kernels/gemm.cu:sgemm``: a block per tile of C, per matrix z."""
+    (m, k), n = a.shape, b.shape[1]
     compiled = runtime.compiled("gemm.cu")
     tile, threads = compiled.define("GEMM_TILE"), compiled.define("GEMM_THREADS")
     grid = (math.ceil(n / tile), math.ceil(m / tile), batch)
@@ -86,19 +130,51 @@ def gemm(runtime, xp, c: Matrix, a: Matrix, b: Matrix, alpha=1.0, beta=0.0, batc
     compiled.function("sgemm")(grid, (threads, threads, 1), args)
 
 
+def _gemm_split_k(runtime, xp, c: Matrix, a: Matrix, b: Matrix, alpha, beta, slices) -> None:
+    """c = alpha·a·b + beta·c with K cut into ``slices`` parts (one product, no batch)."""
+    (m, k), n = a.shape, b.shape[1]
+    step = math.ceil(k / slices)  # every slice `step` long but the last
+    slices, whole = math.ceil(k / step), k // step
+
+    # K runs along the columns of op(a) and the rows of op(b); stored, that is the
+    # other way round for a transposed matrix.
+    def k_slices(x: Matrix, k_in_columns: bool) -> Matrix:
+        return x.column_slices(step) if k_in_columns else x.row_slices(step)
+
+    def k_rest(x: Matrix, k_in_columns: bool) -> Matrix:
+        start = whole * step
+        return x.column_range(start, k - start) if k_in_columns else x.row_range(start, k - start)
+
+    partial = xp.empty((slices, m, n), dtype=np.float32)
+    parts = Matrix(partial, m, n, batch_stride=m * n)
+    a_cols, b_cols = not a.transposed, b.transposed
+    _launch_sgemm(runtime, parts, k_slices(a, a_cols), k_slices(b, b_cols), 1.0, 0.0, whole)
+    if whole < slices:  # the shorter last slice
+        last = dataclasses.replace(parts, offset=whole * m * n)
+        _launch_sgemm(runtime, last, k_rest(a, a_cols), k_rest(b, b_cols), 1.0, 0.0, 1)
+    out = _view(xp, c, 1)[0]
+    total = partial.sum(axis=0)
+    if alpha != 1.0:
+        total *= np.float32(alpha)
+    if beta != 0.0:  # BLAS convention: with beta == 0, C is not read
+        total += np.float32(beta) * out
+    out[...] = total
+
+
+def _view(xp, x: Matrix, batch: int):
+    """The (batch, rows, cols) strided view of the matrices ``x`` describes (op(x))."""
+    flat = x.array.reshape(-1)[x.offset :]
+    s = flat.itemsize
+    stored = xp.lib.stride_tricks.as_strided(
+        flat, shape=(batch, x.rows, x.cols), strides=(x.batch_stride * s, x.leading * s, s)
+    )
+    return stored.transpose(0, 2, 1) if x.transposed else stored
+
+
 def _gemm_xp(xp, c: Matrix, a: Matrix, b: Matrix, alpha, beta, batch) -> None:
     """The same product with ``xp.matmul`` (cuBLAS / NumPy's BLAS) on strided views."""
-
-    def view(x: Matrix):
-        flat = x.array.reshape(-1)[x.offset :]
-        s = flat.itemsize
-        stored = xp.lib.stride_tricks.as_strided(
-            flat, shape=(batch, x.rows, x.cols), strides=(x.batch_stride * s, x.leading * s, s)
-        )
-        return stored.transpose(0, 2, 1) if x.transposed else stored
-
-    out = view(c)
-    product = xp.matmul(view(a), view(b))
+    out = _view(xp, c, batch)
+    product = xp.matmul(_view(xp, a, batch), _view(xp, b, batch))
     if alpha != 1.0:
         product *= np.float32(alpha)
     if beta != 0.0:
