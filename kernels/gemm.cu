@@ -44,7 +44,10 @@
 // the addresses would be 4 apart and two threads would share a bank (a
 // 2-way "bank conflict": the read takes two cycles).  The same choice makes
 // the final writes of C coalesced: for fixed (i, j), consecutive tx write
-// consecutive columns.
+// consecutive columns.  (Contiguous squares can instead be read with one
+// 16-byte float4 load each for A and B, 2 loads per step instead of 8.
+// Measured on an H200 that was 13% faster on 1024^3 but 20-35% slower on
+// VGG16's conv shapes, so the strided layout stays.)
 //
 // Why register blocking helps
 // ---------------------------
