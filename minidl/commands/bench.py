@@ -158,14 +158,23 @@ def run_compare_torch(args) -> int:
             f"{workload:<9} {size:>5} {t['minidl']:>9.4f} {t['torch']:>8.4f} {t['ratio']:>6.2f} "
             f"{t['median_ratio']:>7.2f} {mem[0]:>10} {mem[1]:>9} {t['grad_error']:>10.1e}"
         )
+    if device == "cpu":
+        setting = (
+            f"PyTorch used {t['torch_threads']} threads.  Both run with minidl's\n"
+            "malloc settings (minidl/allocator.py), which hold for the whole process; the\n"
+            "short BLAS spin (minidl/blas_spin.py) acts on NumPy's OpenBLAS, not on PyTorch.\n"
+            "MB: peak resident memory growth of one pass in a fresh process (weights included).\n"
+        )
+    else:
+        setting = (
+            "Each pass is timed from a\nsynchronised GPU to a synchronised GPU: the wall "
+            "time includes Python launching\nthe kernels (tools/profile_cuda.py shows the "
+            "GPU's own time per kernel).\n"
+        )
     print(
         "\nratio: minidl / torch of the best times (below 1: minidl is faster).\n"
         "median: the median over the turns of each turn's minidl / torch; a busy machine\n"
-        f"moves it less.  PyTorch used {t['torch_threads']} threads.  Both run with minidl's\n"
-        "malloc settings (minidl/allocator.py), which hold for the whole process; the\n"
-        "short BLAS spin (minidl/blas_spin.py) acts on NumPy's OpenBLAS, not on PyTorch.\n"
-        "MB: peak resident memory growth of one pass in a fresh process (weights included;\n"
-        "cpu only).\n"
+        f"moves it less.  {setting}"
         "grad diff: max |minidl - torch| of the input gradient over max |torch|.  Where it\n"
         "is 1e-3 to 1e-2, a few ReLU inputs within float32 rounding of zero, or max-pool\n"
         "windows with near-ties, went different ways (the median pixel agrees to ~1e-7;\n"
