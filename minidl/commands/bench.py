@@ -176,7 +176,7 @@ def run_compare_torch(args) -> int:
         "median: the median over the turns of each turn's minidl / torch; a busy machine\n"
         f"moves it less.  {setting}"
         "grad diff: max |minidl - torch| of the input gradient over max |torch|.  Where it\n"
-        "is 1e-3 to 1e-2, a few ReLU inputs within float32 rounding of zero, or max-pool\n"
+        "is 1e-3 to 2e-2, a few ReLU inputs within float32 rounding of zero, or max-pool\n"
         "windows with near-ties, went different ways (the median pixel agrees to ~1e-7;\n"
         "in float64 minidl and PyTorch agree to 1e-15)."
     )
