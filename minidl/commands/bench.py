@@ -106,14 +106,14 @@ def run_compare_torch(args) -> int:
     """``minidl bench --compare-torch``: the table of minidl/PyTorch ratios."""
     from minidl import bench_torch as bt
 
-    missing = bt.torch_missing()
-    if missing:
-        print(missing, file=sys.stderr)
-        return 2
     device = args.device or "cpu"
     if device == "cuda-emu":
         print("minidl bench --compare-torch: --device is cpu or cuda (PyTorch has no "
               "cuda-emu; time the emulator with minidl bench --kernels)", file=sys.stderr)  # fmt: skip
+        return 2
+    missing = bt.torch_missing()
+    if missing:
+        print(missing, file=sys.stderr)
         return 2
     if device == "cuda":
         from minidl.backends.cuda import cuda_available
