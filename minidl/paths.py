@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -21,7 +22,13 @@ def kernels_dir() -> Path:
     env = os.environ.get("MINIDL_KERNELS")
     if env:
         return Path(env)
-    return CHECKOUT_KERNELS if CHECKOUT_KERNELS.is_dir() else INSTALLED_KERNELS
+    return _checkout_or_installed(CHECKOUT_KERNELS)
+
+
+@functools.lru_cache(maxsize=None)
+def _checkout_or_installed(checkout: Path) -> Path:
+    # Looked at once per process: every kernel launch asks for the folder.
+    return checkout if checkout.is_dir() else INSTALLED_KERNELS
 
 
 def user_cache_dir() -> Path:

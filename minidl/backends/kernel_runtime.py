@@ -53,7 +53,7 @@ _INT32_MAX = 2**31 - 1
 
 def i32(*values) -> tuple:
     """Python ints -> np.int32 kernel arguments (C ``int``)."""
-    return tuple(np.int32(v) for v in values)
+    return tuple(map(np.int32, values))
 
 
 def check_fits_int32(op: str, *sizes) -> None:
