@@ -22,6 +22,7 @@
 # sections 1–3 run; section 5 compares every device this machine has.
 
 # %%
+import math
 import re
 
 import matplotlib.pyplot as plt
@@ -31,6 +32,7 @@ from matplotlib.patches import Rectangle
 
 import minidl
 import minidl.functional as F
+from minidl.backends import gemm as gemm_glue
 from minidl.backends import get_backend
 from minidl.backends.gemm import Matrix
 from minidl.paths import kernels_dir
@@ -187,6 +189,51 @@ ax.axis("off")
 ax.set_title(f"block (0,0), second K step: strips of A and B\n({TILE}x{BK} and {BK}x{TILE}, orange) "
              "go to shared memory")
 savefig(fig, args, "gemm_tiling.png")
+
+# %% [markdown]
+# ### When C is small: split-K
+#
+# One block per tile of C means that a small C gives a big GPU little to do.  The
+# weight gradient of VGG16's block1_conv2 is only 64 x 576 (9 tiles) but each entry
+# sums over every output pixel, 50176 of them at 224 px: 9 blocks for the 132
+# multiprocessors of an H100, each walking the whole sum alone.  So the launch code
+# (`minidl/backends/gemm.py`) cuts K into slices, computes one partial product per
+# slice in the same launch (the slices are the batch: grid z), and adds the
+# partials up.  Measured on an H200 that took this product from 55x to 4x cuBLAS's
+# time.  (`kernels/gram.cu` does the same over slices of pixels.)  What the rule
+# decides for a few of VGG16's products at 224 px:
+
+# %%
+for what, (m_, n_, k_) in {
+    "block1_conv2 forward     ": (64, 224 * 224, 64 * 9),
+    "block5_conv3 forward     ": (512, 14 * 14, 512 * 9),
+    "block1_conv2 weight grad.": (64, 64 * 9, 224 * 224),
+}.items():
+    blocks = math.ceil(m_ / TILE) * math.ceil(n_ / TILE)
+    slices = gemm_glue.split_k_slices(blocks, k_)
+    print(f"{what}: C {m_:>3} x {n_:<5} = {blocks:>3} blocks, K = {k_:>5}: "
+          f"{slices:>2} slice(s) of {math.ceil(k_ / slices)}")
+
+# The same product, split or not, on a kernel device (tiny sizes, so the minimum
+# slice length is lowered for the demonstration):
+kernel_dev = "cuda" if available("cuda")[0] else "cuda-emu" if available("cuda-emu")[0] else None
+if kernel_dev is None:
+    print("split-K check skipped: no kernel device here")
+else:
+    backend = get_backend(kernel_dev)
+    a64, b64 = rng.standard_normal((5, 300)), rng.standard_normal((300, 7))
+    a, b = backend.xp.asarray(a64, dtype=np.float32), backend.xp.asarray(b64, dtype=np.float32)
+    library_value, products = gemm_glue.SPLIT_K_MIN_SLICE, []
+    for min_slice in (10**6, 32):  # no split; slices of at least 32 terms
+        gemm_glue.SPLIT_K_MIN_SLICE = min_slice
+        c = backend.xp.zeros((5, 7), dtype=np.float32)
+        backend.gemm(Matrix(c, 5, 7), Matrix(a, 5, 300), Matrix(b, 300, 7))  # C: 1 block
+        products.append((gemm_glue.split_k_slices(1, 300), c.get() if kernel_dev == "cuda" else c))
+    gemm_glue.SPLIT_K_MIN_SLICE = library_value
+    (_, whole), (slices, split) = products
+    check(f"5x300 · 300x7 on {kernel_dev}: {slices} slices of K == no split", split, whole,
+          atol=1e-4, rtol=1e-4)
+    check("... and both equal A @ B", split, a64 @ b64, atol=1e-4, rtol=1e-4)
 
 # %% [markdown]
 # ## 5. Three devices, one answer
