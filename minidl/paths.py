@@ -25,7 +25,7 @@ def kernels_dir() -> Path:
     return _checkout_or_installed(CHECKOUT_KERNELS)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _checkout_or_installed(checkout: Path) -> Path:
     # Looked at once per process: every kernel launch asks for the folder.
     return checkout if checkout.is_dir() else INSTALLED_KERNELS
