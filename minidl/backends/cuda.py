@@ -413,13 +413,13 @@ class KernelBackend:
         gram = self.runtime.compiled("gram.cu")
         tile = gram.define("GRAM_TILE")
         tiles = math.ceil(c / tile)
-        blocks = tiles * (tiles + 1) // 2 * n  # lower-triangle tiles x images
+        triangle = tiles * (tiles + 1) // 2  # tiles on and below the diagonal
         # Split-K, as in backends/gemm.py: a small G summed over many pixels.
-        slice_len = math.ceil(p / split_k_slices(blocks, p))
+        slice_len = math.ceil(p / split_k_slices(triangle * n, p))
         slices = math.ceil(p / slice_len)
         partials = g if slices == 1 else self.xp.empty((slices, n, c, c), dtype=np.float32)
         args = (x, partials, *i32(c, p, slice_len), np.float32(1.0 / (c * p)))
-        gram.function("gram")((blocks // n, n, slices), (tile, tile, 1), args)
+        gram.function("gram")((triangle, n, slices), (tile, tile, 1), args)
         return g if slices == 1 else partials.sum(axis=0)
 
     def gram_grad(self, g_gram, x):
