@@ -24,12 +24,9 @@ family on a small case and checks it against the cpu backend.
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-
 import numpy as np
 
-from minidl.backends import winograd
+from minidl.backends import setting, winograd
 
 #: Problem sizes of the cuda benchmark (a test shrinks them to run under the emulator).
 SIZES = {
@@ -51,26 +48,9 @@ SIZES = {
 REPEAT = 10  # timed calls per measurement (after 2 warm-up calls)
 
 
-@contextmanager
-def _env(name: str, value: str | None):
-    """Temporarily set the environment variable ``name`` (None: unset)."""
-    old = os.environ.get(name)
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
-
-
 def _gemm_mode(mode: str | None):
     """Temporarily set MINIDL_GEMM (None: unset)."""
-    return _env("MINIDL_GEMM", mode)
+    return setting("MINIDL_GEMM", mode)
 
 
 def _rel_err(a, b) -> float:

@@ -61,9 +61,30 @@ Conventions shared by all backends:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 
 DEVICES = ("cpu", "cuda", "cuda-emu")
+
+
+@contextlib.contextmanager
+def setting(name: str, value: str | None):
+    """Run a with-block with the environment variable ``name`` set to ``value`` (None:
+    unset), then put back what was there.  The backends read their settings
+    (``MINIDL_CONV``, ``MINIDL_GEMM``) at every call, so this switches them for the block."""
+    before = os.environ.get(name)
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 @functools.cache

@@ -44,14 +44,13 @@ all are exact to ~1e-14, so gradient checks pass unchanged.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from minidl.backends import threads
+from minidl.backends import setting, threads
 
 #: Output tile sizes m with matrices below: F(2x2, 3x3) and F(4x4, 3x3).
 TILES = (2, 4)
@@ -186,20 +185,12 @@ def algorithm() -> str:
     return value
 
 
-@contextlib.contextmanager
 def conv_algorithm(name: str):
-    """Run the block with ``MINIDL_CONV=name``, then put back what was there before."""
+    """``with conv_algorithm(name):`` runs the block with ``MINIDL_CONV=name``, then puts
+    back what was there before."""
     if name not in ALGORITHMS:
         raise ValueError(f"conv_algorithm: name must be one of {', '.join(ALGORITHMS)}, got {name!r}")
-    before = os.environ.get("MINIDL_CONV")
-    os.environ["MINIDL_CONV"] = name
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["MINIDL_CONV"]
-        else:
-            os.environ["MINIDL_CONV"] = before
+    return setting("MINIDL_CONV", name)
 
 
 def use_winograd(device, channels, out_hw, kernel_hw, stride, padding, dilation) -> bool:
