@@ -93,7 +93,6 @@ def synchronize(device: str) -> None:
 def _torch_model(model, device: str = "cpu"):
     """PyTorch's VGG16 up to block5_conv3 with minidl ``model``'s weights, frozen."""
     torch = _torch(device)
-
     layers, names = [], []
     for name, layer in model._modules.items():
         if name.endswith("_pool"):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minidl.backends import DEVICES
 from minidl.image import SAVE_FORMATS, load_image, resize_image, save_image
 
 
@@ -244,7 +245,7 @@ class RunLog:
 def add_vgg16_options(parser) -> None:
     """The options every VGG16 command shares: ``--device``, and where the weights come
     from (``--weights PATH`` or ``--random``); :func:`vgg16_weights` reads them back."""
-    parser.add_argument("--device", choices=("cpu", "cuda", "cuda-emu"), default="cpu")
+    parser.add_argument("--device", choices=DEVICES, default="cpu")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", metavar="PATH",
                         help="VGG16 weights (default: found via MINIDL_WEIGHTS or weights/)")

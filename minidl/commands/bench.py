@@ -17,6 +17,7 @@ import os
 import sys
 
 from minidl import bench
+from minidl.backends import DEVICES
 
 
 def register(subparsers) -> None:
@@ -36,7 +37,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--device",
-        choices=("cpu", "cuda", "cuda-emu"),
+        choices=DEVICES,
         default=None,
         help="device for --kernels (default cuda) or --compare-torch (default cpu)",
     )
