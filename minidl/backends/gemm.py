@@ -97,12 +97,13 @@ def gemm(runtime, xp, c: Matrix, a: Matrix, b: Matrix, alpha=1.0, beta=0.0, batc
     if os.environ.get("MINIDL_GEMM", "").strip().lower() == "cublas":
         _gemm_xp(xp, c, a, b, alpha, beta, batch)
         return
-    tile = runtime.compiled("gemm.cu").define("GEMM_TILE")
+    compiled = runtime.compiled("gemm.cu")
+    tile = compiled.define("GEMM_TILE")
     slices = split_k_slices(math.ceil(m / tile) * math.ceil(n / tile), k) if batch == 1 else 1
     if slices > 1:
-        _gemm_split_k(runtime, xp, c, a, b, alpha, beta, slices)
+        _gemm_split_k(compiled, xp, c, a, b, alpha, beta, slices)
     else:
-        _launch_sgemm(runtime, c, a, b, alpha, beta, batch)
+        _launch_sgemm(compiled, c, a, b, alpha, beta, batch)
 
 
 def split_k_slices(blocks: int, k: int) -> int:
@@ -113,10 +114,10 @@ def split_k_slices(blocks: int, k: int) -> int:
     return max(1, min(math.ceil(SPLIT_K_TARGET_BLOCKS / blocks), k // SPLIT_K_MIN_SLICE))
 
 
-def _launch_sgemm(runtime, c: Matrix, a: Matrix, b: Matrix, alpha, beta, batch) -> None:
-    """One launch of ``kernels/gemm.cu:sgemm``: a block per tile of C, per matrix z."""
+def _launch_sgemm(compiled, c: Matrix, a: Matrix, b: Matrix, alpha, beta, batch) -> None:
+    """One launch of ``sgemm`` from ``compiled`` (kernels/gemm.cu): a block per tile of C,
+    per matrix z."""
     (m, k), n = a.shape, b.shape[1]
-    compiled = runtime.compiled("gemm.cu")
     tile, threads = compiled.define("GEMM_TILE"), compiled.define("GEMM_THREADS")
     grid = (math.ceil(n / tile), math.ceil(m / tile), batch)
 
@@ -130,7 +131,7 @@ def _launch_sgemm(runtime, c: Matrix, a: Matrix, b: Matrix, alpha, beta, batch) 
     compiled.function("sgemm")(grid, (threads, threads, 1), args)
 
 
-def _gemm_split_k(runtime, xp, c: Matrix, a: Matrix, b: Matrix, alpha, beta, slices) -> None:
+def _gemm_split_k(compiled, xp, c: Matrix, a: Matrix, b: Matrix, alpha, beta, slices) -> None:
     """c = alpha·a·b + beta·c with K cut into ``slices`` parts (one product, no batch)."""
     (m, k), n = a.shape, b.shape[1]
     step = math.ceil(k / slices)  # every slice `step` long but the last
@@ -148,10 +149,10 @@ def _gemm_split_k(runtime, xp, c: Matrix, a: Matrix, b: Matrix, alpha, beta, sli
     partial = xp.empty((slices, m, n), dtype=np.float32)
     parts = Matrix(partial, m, n, batch_stride=m * n)
     a_cols, b_cols = not a.transposed, b.transposed
-    _launch_sgemm(runtime, parts, k_slices(a, a_cols), k_slices(b, b_cols), 1.0, 0.0, whole)
+    _launch_sgemm(compiled, parts, k_slices(a, a_cols), k_slices(b, b_cols), 1.0, 0.0, whole)
     if whole < slices:  # the shorter last slice
         last = dataclasses.replace(parts, offset=whole * m * n)
-        _launch_sgemm(runtime, last, k_rest(a, a_cols), k_rest(b, b_cols), 1.0, 0.0, 1)
+        _launch_sgemm(compiled, last, k_rest(a, a_cols), k_rest(b, b_cols), 1.0, 0.0, 1)
     out = _view(xp, c, 1)[0]
     total = partial.sum(axis=0)
     if alpha != 1.0:
