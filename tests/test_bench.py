@@ -2,13 +2,11 @@
 
 import numpy as np
 import pytest
+from devices import needs_emulator
 
 import minidl
 from minidl import bench
-from minidl.backends.emulated import emulator_available
 from minidl.models import vgg16
-
-needs_emulator = pytest.mark.skipif(not emulator_available()[0], reason="cuda-emu not usable here")
 
 
 def test_conv_flops_of_vgg16_at_224px():

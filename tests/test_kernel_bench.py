@@ -10,23 +10,12 @@ from __future__ import annotations
 import types
 
 import numpy as np
-import pytest
+from devices import needs_emulator
 
 from minidl import kernel_bench
 from minidl.backends import cuda as cuda_glue
 from minidl.backends import get_backend
 from minidl.cli import main
-
-
-def _emulator_ok() -> bool:
-    try:
-        from minidl.backends.emulated import emulator_available
-    except ImportError:
-        return False
-    return emulator_available()[0]
-
-
-needs_emulator = pytest.mark.skipif(not _emulator_ok(), reason="cuda-emu not usable here")
 
 
 @needs_emulator
