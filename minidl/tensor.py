@@ -601,6 +601,11 @@ class Tensor:
     def abs(self):
         return _ops().Abs.apply(self)
 
+    def relu(self):  # x.relu(), as in PyTorch: F.relu (imported here: functional imports us)
+        from minidl.functional import relu
+
+        return relu(self)
+
 
 ValuesIndices = namedtuple("ValuesIndices", "values indices")
 ValuesIndices.__doc__ = "What max(dim)/min(dim) return, as PyTorch: values and their indices."

@@ -109,6 +109,14 @@ def test_builtin_abs_is_the_abs_method_with_its_gradient():
     np.testing.assert_array_equal(x.grad.numpy(), [-1.0, 1.0, 1.0])
 
 
+def test_relu_method_is_f_relu_with_its_gradient():
+    x = minidl.tensor([-2.0, 0.5, 3.0], requires_grad=True)
+    y = x.relu()
+    np.testing.assert_array_equal(y.numpy(), [0.0, 0.5, 3.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0, 1.0])
+
+
 def test_leaves_grad_fn_and_backward_with_a_gradient():
     x = minidl.tensor([1.0, 2.0], dtype=f64, requires_grad=True)
     y = x * x
