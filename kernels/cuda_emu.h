@@ -13,6 +13,8 @@
 //   __restrict__ is understood by g++ itself.
 // * The built-in variables threadIdx, blockIdx, blockDim, gridDim.  Each is a
 //   `thread_local` global: every OS thread that plays a CUDA thread has its own.
+// * float4, CUDA's 16-byte vector of four floats (kernels read float arrays
+//   through float4 pointers: one load for four consecutive values).
 // * __syncthreads(), atomics (atomicAdd, atomicSub, atomicMax, atomicMin,
 //   atomicExch, atomicCAS) built on std::atomic_ref, __ldg, and the CUDA math
 //   functions that the C library lacks (rsqrtf, __expf, __int_as_float, ...).
@@ -120,6 +122,13 @@
 // ---------------------------------------------------------------------------
 struct uint3 {
     unsigned int x, y, z;
+};
+
+// CUDA's 16-byte vector type: one float4 load moves four consecutive floats.
+// may_alias: kernels read float arrays through float4 pointers, which C++'s
+// aliasing rules would otherwise let the compiler reorder.
+struct __attribute__((may_alias, aligned(16))) float4 {
+    float x, y, z, w;
 };
 
 struct dim3 {

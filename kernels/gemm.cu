@@ -20,64 +20,64 @@
 // Thread-to-output mapping
 // ------------------------
 // A block of 16 x 16 = 256 threads computes one 64 x 64 tile of C; the grid
-// is ceil(N/64) x ceil(M/64) x batch.  Each thread computes a 4 x 4
-// "micro-tile" of that tile, kept in registers (float acc[4][4]).  Thread
-// (ty, tx) owns the 16 outputs
+// is ceil(N/64) x ceil(M/64) x batch.  Each thread computes a 4 x 4 square of
+// that tile, kept in registers (float acc[4][4]): thread (ty, tx) owns
 //
-//     C(row0 + ty + 16*i,  col0 + tx + 16*j)        i, j = 0..3
+//     C(row0 + 4*ty + i,  col0 + 4*tx + j)        i, j = 0..3
 //
-// i.e. its rows are 16 apart and so are its columns (strided, not a
-// contiguous 4 x 4 square).  Along the 64 columns of the tile:
+// so along the 64 columns of the tile:
 //
-//     column - col0:   0  1 .. 15 | 16 17 .. 31 | 32 .. 47 | 48 .. 63
-//     owned by tx:     0  1 .. 15 |  0  1 .. 15 |  0 .. 15 |  0 .. 15
-//                      (j = 0)      (j = 1)       (j = 2)    (j = 3)
+//     column - col0:   0 1 2 3 | 4 5 6 7 | ... | 60 61 62 63
+//     owned by tx:        0    |    1    | ... |     15
 //
-// and the same along the rows with ty and i.
-//
-// Why strided?  At each step the 16 threads tx = 0..15 of a row read their
-// column j from shared memory at Bs[k][tx + 16*j]: 16 *consecutive* floats,
-// which sit in 16 different shared-memory banks (bank = address mod 32), so
-// the read takes one cycle.  (Their A values As[k][ty + 16*i] are one address
-// per row of threads, which shared memory broadcasts: no conflict either.)
-// With contiguous micro-tiles (columns 4*tx + j)
-// the addresses would be 4 apart and two threads would share a bank (a
-// 2-way "bank conflict": the read takes two cycles).  The same choice makes
-// the final writes of C coalesced: for fixed (i, j), consecutive tx write
-// consecutive columns.  (Contiguous squares can instead be read with one
-// 16-byte float4 load each for A and B, 2 loads per step instead of 8.
-// Measured on an H200 that was 13% faster on 1024^3 but 20-35% slower on
-// VGG16's conv shapes, so the strided layout stays.)
+// and the same along the rows with ty.  (With bigger tiles -- change the
+// numbers below -- a thread owns several such squares, 64 rows or columns
+// apart: 4*ty + 64*g + i.)
 //
 // Why register blocking helps
 // ---------------------------
 // The simple tiled GEMM (one output per thread) does, for every step along
 // k, two shared-memory loads (one of A, one of B) for ONE multiply-add.
 // Shared memory is fast but not free, so the loads, not the arithmetic, set
-// the pace.  Here a thread loads 4 values of op(A) (its 4 rows) and 4 of
-// op(B) (its 4 columns) into registers and does all 4 x 4 = 16 products of
-// them (an outer product): each value loaded is reused 4 times, 16 FMAs for
-// 8 loads instead of 1 FMA for 2 -- four times the arithmetic per load.
+// the pace.  Here a thread takes its 4 values of op(A) (its 4 rows) and its
+// 4 of op(B) (its 4 columns) and does all 4 x 4 = 16 products of them (an
+// outer product): each value is reused 4 times.  And its 4 values are
+// consecutive floats, As[k][4*ty .. 4*ty+3] and Bs[k][4*tx .. 4*tx+3], so
+// each group is ONE 16-byte load (a float4): 2 load instructions feed 16
+// multiply-adds.  The 16 tx of a warp read 16 x 16 = 256 consecutive bytes
+// of Bs (no two threads in the same bank within a 128-byte phase), and its
+// two ty read two addresses of As, which shared memory broadcasts.
 // One level up it is the same story: a block copies 64*16 + 16*64 = 2048
 // floats from global memory per K step and does 64*64*16 = 65536 FMAs with
-// them, 32 FMAs per float (the 16 x 16 one-output tiles did 8).
-// And since each block covers 16 times more of C, there are 16 times fewer
-// blocks: 16x fewer barrier waits overall, which is also what makes this
-// version much faster in the CPU emulator, where every __syncthreads() is
-// expensive.
+// them, 32 FMAs per float.
 //
-// The price: fewer, bigger blocks.  A small C leaves a big GPU idle -- a
-// 64 x 1024 product is only 16 blocks for the 132 multiprocessors of an
-// H100/H200, and there the one-output-per-thread version (256 blocks) was
-// faster.  On large products (1024^3 and up) this version measured 3 to 3.6
-// times faster on an H200.  When C is small but K is long, the launch glue
+// Hiding the wait for global memory: double buffering
+// -----------------------------------------------------
+// A load from global memory takes hundreds of cycles.  A block that copies a
+// piece, waits, computes, copies the next piece... leaves the arithmetic
+// units idle during every copy.  So shared memory holds two pieces of each
+// matrix: while the block computes with one, each thread has already issued
+// the global loads of the next step into registers (they complete in the
+// background) and stores them into the other buffer after its math.  One
+// __syncthreads() per step then separates "next piece stored, current one no
+// longer read" from the following step.
+//
+// Measured on an H200 against the previous version of this file (the same
+// 64 x 64 tiles and 4 x 4 micro-tiles, but one buffer and the 4 values read
+// one float at a time, 16 apart): SGEMM 1024^3 24 against 19 TFLOP/s, 25 vs 21
+// on VGG16's block1_conv2 product; the GPU time of all sgemm launches of a
+// VGG16 forward+backward at 512 px 4.08 ms against 4.29, of a Gatys loss
+// evaluation at 512 px 4.70 against 5.01.  Bigger tiles (64 x 128, 128 x 128,
+// BK 8, with 4 x 8 / 8 x 8 per thread) were within +-5% of this on VGG16 and
+// 40-50% slower on 1024^3: a 1024 x 1024 C is only 64 tiles of 128 x 128 for
+// the 132 multiprocessors of an H100/H200.  cuBLAS stays about 1.5x faster;
+// it adds warp-level tiling, 16-byte global loads, deeper pipelines.
+//
+// The price of big blocks: a small C leaves a big GPU idle -- a 64 x 576
+// product is only 9 blocks.  When C is small but K is long, the launch glue
 // (minidl/backends/gemm.py) cuts K into slices that run side by side as a
 // batch ("split-K"): on an H200 that took a 64 x 576 weight gradient summed
-// over 50176 pixels from 55x to 4x cuBLAS's time.
-//
-// Bigger still is not better here: 128 x 128 tiles with 8 x 8 micro-tiles
-// (change the four numbers below; the code follows) ran at 10 TFLOP/s on an
-// H200 against 19 for these, on 1024^3 and on VGG16's shapes alike.
+// over 50176 pixels from 55x to 2.5x cuBLAS's time.
 //
 // Sizes need not be multiples of the tile: loads outside the matrix store 0
 // in shared memory (zeros add nothing to the dot products), and outputs
@@ -85,17 +85,69 @@
 // and every __syncthreads(): a thread that skipped a barrier would deadlock
 // the block.
 
-#define GEMM_TILE      64   // a block computes a GEMM_TILE x GEMM_TILE tile of C
-#define GEMM_BK        16   // the block walks along K in steps of GEMM_BK
-#define GEMM_THREADS   16   // the block is GEMM_THREADS x GEMM_THREADS threads
-#define GEMM_MICRO      4   // each thread: a GEMM_MICRO x GEMM_MICRO micro-tile
-#define GEMM_NTHREADS 256   // threads per block
-#define GEMM_LOADS      4   // elements of each piece that one thread copies
-// How the numbers must fit together (plain numbers above, so that the host
-// can read GEMM_TILE and GEMM_THREADS from this file; checked here).
-static_assert(GEMM_MICRO * GEMM_THREADS == GEMM_TILE, "micro-tiles must cover the tile");
-static_assert(GEMM_NTHREADS == GEMM_THREADS * GEMM_THREADS, "256 threads");
-static_assert(GEMM_LOADS * GEMM_NTHREADS == GEMM_TILE * GEMM_BK, "threads must cover a piece");
+#define GEMM_TILE_M   64   // a block computes a GEMM_TILE_M x GEMM_TILE_N tile of C
+#define GEMM_TILE_N   64
+#define GEMM_BK       16   // the block walks along K in steps of GEMM_BK
+#define GEMM_THREADS  16   // the block is GEMM_THREADS x GEMM_THREADS threads
+// Derived sizes (the host reads only the plain numbers above).
+#define GEMM_NTHREADS (GEMM_THREADS * GEMM_THREADS)          // 256 threads per block
+#define GEMM_MICRO_M  (GEMM_TILE_M / GEMM_THREADS)           // rows per thread
+#define GEMM_MICRO_N  (GEMM_TILE_N / GEMM_THREADS)           // columns per thread
+#define GEMM_LOADS_A  (GEMM_TILE_M * GEMM_BK / GEMM_NTHREADS) // A elements each thread copies
+#define GEMM_LOADS_B  (GEMM_TILE_N * GEMM_BK / GEMM_NTHREADS) // B elements each thread copies
+#define GEMM_GROUP    (4 * GEMM_THREADS)  // a thread's groups of 4 rows/columns are this far apart
+#define GEMM_PAD       4   // shared rows are TILE + 4 floats long (see the copies)
+static_assert(GEMM_MICRO_M % 4 == 0 && GEMM_MICRO_N % 4 == 0, "micro-tiles come in groups of 4");
+static_assert(GEMM_LOADS_A * GEMM_NTHREADS == GEMM_TILE_M * GEMM_BK, "threads must cover A's piece");
+static_assert(GEMM_LOADS_B * GEMM_NTHREADS == GEMM_TILE_N * GEMM_BK, "threads must cover B's piece");
+
+// Copy this thread's LOADS elements of a (tile x GEMM_BK) piece of op(X)
+// from global memory into registers.  X is A (rows = m, limit M) or B seen as
+// its transpose (rows = n, limit N); `k_fast` says whether k is the stored
+// matrix's contiguous index.  Number the piece's elements in the order they lie
+// in global memory; thread t copies elements e = t, t + 256, ...: consecutive
+// threads read consecutive addresses, which the GPU "coalesces" into few
+// memory transactions.  Elements outside the matrix are 0 (they add nothing).
+template <int TILE, int LOADS>
+__device__ __forceinline__ void load_piece(const float* X, int ld, bool k_fast, int rows,
+                                           int K, int row0, int k0, int t, float* out)
+{
+#pragma unroll
+    for (int l = 0; l < LOADS; ++l) {
+        const int e = t + l * GEMM_NTHREADS;
+        const int r = k_fast ? e / GEMM_BK : e % TILE;   // row of the piece
+        const int k = k_fast ? e % GEMM_BK : e / TILE;   // step along K
+        const int gr = row0 + r, gk = k0 + k;
+        out[l] = (gr < rows && gk < K) ? (k_fast ? X[gr * ld + gk] : X[gk * ld + gr]) : 0.0f;
+    }
+}
+
+// Store what load_piece fetched into shared memory, k first: S[k][r], so that
+// the inner loop reads along r (a thread's 4 consecutive rows: one float4).
+// Rows of S are TILE + GEMM_PAD = 68 floats: a multiple of 4 keeps every float4
+// aligned to 16 bytes, and the 4 extra floats move each k to another bank.
+// Where k runs fastest (A not transposed), a warp writes k = 0..15 of two rows
+// r, at banks (68*k + r) mod 32 = (4*k + r) mod 32: two threads per bank (k and
+// k + 8), where rows of 64 floats would put all 16 values of k in one bank.
+template <int TILE, int LOADS>
+__device__ __forceinline__ void store_piece(float (*S)[TILE + GEMM_PAD], bool k_fast, int t,
+                                            const float* in)
+{
+#pragma unroll
+    for (int l = 0; l < LOADS; ++l) {
+        const int e = t + l * GEMM_NTHREADS;
+        const int r = k_fast ? e / GEMM_BK : e % TILE;
+        const int k = k_fast ? e % GEMM_BK : e / TILE;
+        S[k][r] = in[l];
+    }
+}
+
+// Four consecutive floats of shared memory (16-byte aligned) in one load.
+__device__ __forceinline__ void load4(const float* from, float* to)
+{
+    const float4 v = *reinterpret_cast<const float4*>(from);
+    to[0] = v.x; to[1] = v.y; to[2] = v.z; to[3] = v.w;
+}
 
 extern "C" __global__ void sgemm(int transA, int transB, int M, int N, int K,
                                  float alpha,
@@ -104,111 +156,72 @@ extern "C" __global__ void sgemm(int transA, int transB, int M, int N, int K,
                                  float beta,
                                  float* C, int offC, int ldc, int strideC)
 {
-    // Both pieces are stored with k first, so that the inner loop reads one
-    // *row* of each: As[k][m] = op(A)(row0 + m, k0 + k), Bs[k][n] = op(B)(k0 + k, col0 + n).
-    //
-    // The +2 columns of padding avoid bank conflicts when the piece is copied
-    // in (see the loads below): when op(A) is read along k, the 32 threads of
-    // a warp write As[k][m] and As[k][m+1] for k = 0..15.  With rows of 64
-    // floats, As[0][m], As[1][m], ... are 64 floats apart and all fall in the
-    // same bank: 16 threads would wait for each other.  With rows of 66 floats
-    // the address is 66*k + m, i.e. bank (2*k + m) mod 32: k = 0..15 takes 16
-    // banks of one parity for column m and the other 16 for column m+1.
-    // (Padding 1 would leave 2-way conflicts: bank k + m, and (k+1) + m
-    // collides with k + (m+1).)
-    __shared__ float As[GEMM_BK][GEMM_TILE + 2];
-    __shared__ float Bs[GEMM_BK][GEMM_TILE + 2];
+    // Two of each piece ("double buffering"): while the block computes with
+    // buffer `cur`, the next piece is fetched into registers and then stored
+    // into the other buffer, so one __syncthreads() per step is enough.
+    alignas(16) __shared__ float As[2][GEMM_BK][GEMM_TILE_M + GEMM_PAD];
+    alignas(16) __shared__ float Bs[2][GEMM_BK][GEMM_TILE_N + GEMM_PAD];
 
     const int tx = threadIdx.x, ty = threadIdx.y;
     const int t = ty * GEMM_THREADS + tx;        // 0..255; a warp = 32 consecutive t
-    const int row0 = blockIdx.y * GEMM_TILE;     // first row of C of this block
-    const int col0 = blockIdx.x * GEMM_TILE;     // first column of C
+    const int row0 = blockIdx.y * GEMM_TILE_M;   // first row of C of this block
+    const int col0 = blockIdx.x * GEMM_TILE_N;   // first column of C
     const int z = blockIdx.z;                    // which matrix of the batch
-
     A += offA + z * strideA;
     B += offB + z * strideB;
     C += offC + z * strideC;
+    // op(A) is read along k where A is stored M x K (not transposed); op(B)
+    // where B is stored N x K (transposed).
+    const bool a_k_fast = !transA, b_k_fast = transB;
 
-    float acc[GEMM_MICRO][GEMM_MICRO];           // this thread's 4 x 4 outputs
-#pragma unroll
-    for (int i = 0; i < GEMM_MICRO; ++i)
-#pragma unroll
-        for (int j = 0; j < GEMM_MICRO; ++j)
-            acc[i][j] = 0.0f;
+    float acc[GEMM_MICRO_M][GEMM_MICRO_N] = {};  // this thread's outputs
+    float a_next[GEMM_LOADS_A], b_next[GEMM_LOADS_B];
 
+    load_piece<GEMM_TILE_M, GEMM_LOADS_A>(A, lda, a_k_fast, M, K, row0, 0, t, a_next);
+    load_piece<GEMM_TILE_N, GEMM_LOADS_B>(B, ldb, b_k_fast, N, K, col0, 0, t, b_next);
+    store_piece<GEMM_TILE_M, GEMM_LOADS_A>(As[0], a_k_fast, t, a_next);
+    store_piece<GEMM_TILE_N, GEMM_LOADS_B>(Bs[0], b_k_fast, t, b_next);
+    __syncthreads();
+
+    int cur = 0;
     for (int k0 = 0; k0 < K; k0 += GEMM_BK) {
-        // ---- copy the 64 x 16 piece of op(A) (rows row0.., columns k0..) --
-        // Number the 1024 elements of the piece in the order they are stored
-        // in global memory; thread t copies elements e = t, t+256, t+512,
-        // t+768.  Consecutive threads then read consecutive addresses: the
-        // loads of a warp are "coalesced" into few memory transactions.
-#pragma unroll
-        for (int l = 0; l < GEMM_LOADS; ++l) {
-            const int e = t + l * GEMM_NTHREADS;
-            int m, k;
-            if (!transA) {
-                // A stored M x K: k is contiguous, so e runs along k first.
-                k = e % GEMM_BK;
-                m = e / GEMM_BK;
-            } else {
-                // A stored K x M: m is contiguous, so e runs along m first.
-                m = e % GEMM_TILE;
-                k = e / GEMM_TILE;
-            }
-            const int gm = row0 + m, gk = k0 + k;    // position in op(A)
-            float v = 0.0f;
-            if (gm < M && gk < K)
-                v = transA ? A[gk * lda + gm] : A[gm * lda + gk];
-            As[k][m] = v;
+        const bool more = k0 + GEMM_BK < K;     // the same for every thread
+        if (more) {  // start fetching the next piece; the loads fly during the math
+            load_piece<GEMM_TILE_M, GEMM_LOADS_A>(A, lda, a_k_fast, M, K, row0, k0 + GEMM_BK, t, a_next);
+            load_piece<GEMM_TILE_N, GEMM_LOADS_B>(B, ldb, b_k_fast, N, K, col0, k0 + GEMM_BK, t, b_next);
         }
-        // ---- copy the 16 x 64 piece of op(B) (rows k0.., columns col0..) --
-#pragma unroll
-        for (int l = 0; l < GEMM_LOADS; ++l) {
-            const int e = t + l * GEMM_NTHREADS;
-            int k, n;
-            if (!transB) {
-                // B stored K x N: n is contiguous, so e runs along n first.
-                n = e % GEMM_TILE;
-                k = e / GEMM_TILE;
-            } else {
-                // B stored N x K: k is contiguous, so e runs along k first.
-                k = e % GEMM_BK;
-                n = e / GEMM_BK;
-            }
-            const int gk = k0 + k, gn = col0 + n;    // position in op(B)
-            float v = 0.0f;
-            if (gk < K && gn < N)
-                v = transB ? B[gn * ldb + gk] : B[gk * ldb + gn];
-            Bs[k][n] = v;
-        }
-        __syncthreads();                 // pieces complete before anyone reads
-
-        // ---- 16 outer products, entirely in registers ----------------------
 #pragma unroll
         for (int k = 0; k < GEMM_BK; ++k) {
-            float a[GEMM_MICRO], b[GEMM_MICRO];
+            // My rows: groups of 4 consecutive ones, 4*ty + GEMM_GROUP*g; each
+            // group is one 16-byte float4 load.  The same for my columns.
+            float a[GEMM_MICRO_M], b[GEMM_MICRO_N];
 #pragma unroll
-            for (int i = 0; i < GEMM_MICRO; ++i)
-                a[i] = As[k][ty + i * GEMM_THREADS];   // op(A)(my row i, k)
+            for (int g = 0; g < GEMM_MICRO_M / 4; ++g)
+                load4(&As[cur][k][4 * ty + GEMM_GROUP * g], &a[4 * g]);
 #pragma unroll
-            for (int j = 0; j < GEMM_MICRO; ++j)
-                b[j] = Bs[k][tx + j * GEMM_THREADS];   // op(B)(k, my column j)
+            for (int g = 0; g < GEMM_MICRO_N / 4; ++g)
+                load4(&Bs[cur][k][4 * tx + GEMM_GROUP * g], &b[4 * g]);
 #pragma unroll
-            for (int i = 0; i < GEMM_MICRO; ++i)
+            for (int i = 0; i < GEMM_MICRO_M; ++i)
 #pragma unroll
-                for (int j = 0; j < GEMM_MICRO; ++j)
-                    acc[i][j] += a[i] * b[j];          // 16 FMAs for 8 loads
+                for (int j = 0; j < GEMM_MICRO_N; ++j)
+                    acc[i][j] += a[i] * b[j];    // an outer product in registers
         }
-        __syncthreads();                 // everyone done before pieces are overwritten
+        if (more) {
+            store_piece<GEMM_TILE_M, GEMM_LOADS_A>(As[cur ^ 1], a_k_fast, t, a_next);
+            store_piece<GEMM_TILE_N, GEMM_LOADS_B>(Bs[cur ^ 1], b_k_fast, t, b_next);
+        }
+        __syncthreads();   // next piece stored, and everyone done with `cur`
+        cur ^= 1;
     }
 
     // ---- write the micro-tile (only the outputs that lie inside C) ---------
 #pragma unroll
-    for (int i = 0; i < GEMM_MICRO; ++i) {
-        const int row = row0 + ty + i * GEMM_THREADS;
+    for (int i = 0; i < GEMM_MICRO_M; ++i) {
+        const int row = row0 + 4 * ty + GEMM_GROUP * (i / 4) + i % 4;
 #pragma unroll
-        for (int j = 0; j < GEMM_MICRO; ++j) {
-            const int col = col0 + tx + j * GEMM_THREADS;
+        for (int j = 0; j < GEMM_MICRO_N; ++j) {
+            const int col = col0 + 4 * tx + GEMM_GROUP * (j / 4) + j % 4;
             if (row < M && col < N) {
                 float* c = &C[row * ldc + col];
                 // BLAS convention: with beta == 0, C is not read (it may hold garbage).

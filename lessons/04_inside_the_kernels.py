@@ -130,63 +130,73 @@ source = (kernels_dir() / "gemm.cu").read_text()
 defines = {name: int(value) for name, value in
            re.findall(r"^#define\s+(GEMM_\w+)\s+(\d+)", source, re.MULTILINE)}
 print(defines)
-TILE, BK, THREADS, MICRO = (defines[k] for k in ("GEMM_TILE", "GEMM_BK", "GEMM_THREADS", "GEMM_MICRO"))
-check("the micro-tiles cover the block's tile (GEMM_MICRO * GEMM_THREADS == GEMM_TILE)",
-      MICRO * THREADS == TILE)
+TILE_M, TILE_N, BK, THREADS = (defines[k] for k in ("GEMM_TILE_M", "GEMM_TILE_N", "GEMM_BK", "GEMM_THREADS"))
+MICRO_M, MICRO_N = TILE_M // THREADS, TILE_N // THREADS
+check(f"each of the {THREADS}x{THREADS} threads owns {MICRO_M}x{MICRO_N} outputs, in groups of 4",
+      MICRO_M * THREADS == TILE_M and MICRO_N * THREADS == TILE_N and MICRO_M % 4 == MICRO_N % 4 == 0)
 
 # %% [markdown]
 # Read as a picture, for the product of a conv layer (M = C_out rows, N = output pixels
 # columns, K = C_in·k·k):
 #
-# * **grid**: C is cut into TILE × TILE tiles, one thread *block* each;
-# * **block**: THREADS × THREADS threads; thread (ty, tx) owns MICRO × MICRO outputs
-#   that are THREADS apart (not a contiguous square: neighbouring threads then read
-#   neighbouring shared-memory words, with no bank conflicts);
-# * **K loop**: the block walks along K in steps of BK, each time copying a TILE × BK
-#   strip of A and a BK × TILE strip of B into shared memory, then doing BK outer
-#   products in registers.
+# * **grid**: C is cut into TILE_M × TILE_N tiles, one thread *block* each;
+# * **block**: THREADS × THREADS threads; thread (ty, tx) owns MICRO_M × MICRO_N outputs,
+#   in squares of 4 × 4 that lie 4·THREADS apart: four consecutive floats are one
+#   16-byte (`float4`) load from shared memory, and the threads of a warp still read
+#   consecutive words (no bank conflicts);
+# * **K loop**: the block walks along K in steps of BK, copying a TILE_M × BK strip of
+#   A and a BK × TILE_N strip of B into shared memory (the next strip is fetched while
+#   the current one is used: two buffers), and doing BK outer products in registers.
 
 # %%
+def owned(t, tile):
+    """The rows (or columns) of its block's tile that thread index t owns."""
+    return [4 * t + 4 * THREADS * g + i for g in range(tile // (4 * THREADS)) for i in range(4)]
+
+
 M, N, K = 96, 196, 27                      # e.g. 96 filters, a 14x14 output, 3 channels x 3x3
 fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), gridspec_kw={"width_ratios": [1.6, 1, 1.4]})
 ax = axes[0]
 ax.add_patch(Rectangle((0, 0), N, M, fc="#eef", ec="k"))
-for by in range(-(-M // TILE)):
-    for bx in range(-(-N // TILE)):
-        ax.add_patch(Rectangle((bx * TILE, by * TILE), TILE, TILE, fill=False, ec="steelblue", lw=2))
-        ax.text(bx * TILE + TILE / 2, by * TILE + TILE / 2, f"block\n({bx},{by})", ha="center",
+for by in range(-(-M // TILE_M)):
+    for bx in range(-(-N // TILE_N)):
+        ax.add_patch(Rectangle((bx * TILE_N, by * TILE_M), TILE_N, TILE_M, fill=False, ec="steelblue", lw=2))
+        ax.text(bx * TILE_N + TILE_N / 2, by * TILE_M + TILE_M / 2, f"block\n({bx},{by})", ha="center",
                 va="center", fontsize=8, color="steelblue")
-ax.set_xlim(-2, -(-N // TILE) * TILE + 2)
-ax.set_ylim(-(-M // TILE) * TILE + 2, -2)
-ax.set_title(f"grid: C = {M} x {N} in {TILE}x{TILE} tiles\n(parts outside C compute zeros, write nothing)")
+ax.set_xlim(-2, -(-N // TILE_N) * TILE_N + 2)
+ax.set_ylim(-(-M // TILE_M) * TILE_M + 2, -2)
+ax.set_title(f"grid: C = {M} x {N} in {TILE_M}x{TILE_N} tiles\n(parts outside C compute zeros, write nothing)")
 ax.set_aspect("equal")
 
 ax = axes[1]
-ax.imshow(np.ones((TILE, TILE)), cmap="Greys", vmin=0, vmax=8)
+ax.imshow(np.ones((TILE_M, TILE_N)), cmap="Greys", vmin=0, vmax=8)
 for colour, (ty, tx) in zip(("crimson", "royalblue", "seagreen"), ((0, 0), (1, 2), (THREADS - 1, THREADS - 1))):
-    owned = [(ty + i * THREADS, tx + j * THREADS) for i in range(MICRO) for j in range(MICRO)]
-    ax.scatter([c for _, c in owned], [r for r, _ in owned], marker="s", s=30, color=colour)
-for t in range(0, TILE + 1, THREADS):
-    ax.axhline(t - 0.5, color="gray", lw=0.5)
-    ax.axvline(t - 0.5, color="gray", lw=0.5)
-ax.set_title(f"one block's {TILE}x{TILE} tile: the {MICRO}x{MICRO} outputs\n"
-             f"of threads (0,0) red, (1,2) blue, ({THREADS - 1},{THREADS - 1}) green\n(ty, tx): rows ty + {THREADS}i, columns tx + {THREADS}j")
+    cells = [(r, c) for r in owned(ty, TILE_M) for c in owned(tx, TILE_N)]
+    ax.scatter([c for _, c in cells], [r for r, _ in cells], marker="s", s=8, color=colour)
+for r in range(0, TILE_M + 1, 4 * THREADS):
+    ax.axhline(r - 0.5, color="gray", lw=0.5)
+for c in range(0, TILE_N + 1, 4 * THREADS):
+    ax.axvline(c - 0.5, color="gray", lw=0.5)
+groups = "" if MICRO_M == MICRO_N == 4 else f" + {4 * THREADS}g"  # several 4x4 squares?
+ax.set_title(f"one block's {TILE_M}x{TILE_N} tile: the {MICRO_M}x{MICRO_N} outputs\n"
+             f"of threads (0,0) red, (1,2) blue, ({THREADS - 1},{THREADS - 1}) green\n"
+             f"(ty, tx): rows 4ty{groups} + i, columns 4tx{groups} + j")
 
 ax = axes[2]
 ax.add_patch(Rectangle((0, 0), K, M, fc="#efe", ec="k"))                  # A: M x K
 ax.add_patch(Rectangle((K + 10, -K - 10), N, K, fc="#fee", ec="k"))       # B: K x N above C
 ax.add_patch(Rectangle((K + 10, 0), N, M, fc="#eef", ec="k"))             # C
-ax.add_patch(Rectangle((BK, 0), min(BK, K - BK), TILE, fc="orange", alpha=0.7))
-ax.add_patch(Rectangle((K + 10, -K - 10 + BK), TILE, min(BK, K - BK), fc="orange", alpha=0.7))
-ax.add_patch(Rectangle((K + 10, 0), TILE, TILE, fill=False, ec="crimson", lw=2))
+ax.add_patch(Rectangle((BK, 0), min(BK, K - BK), TILE_M, fc="orange", alpha=0.7))
+ax.add_patch(Rectangle((K + 10, -K - 10 + BK), TILE_N, min(BK, K - BK), fc="orange", alpha=0.7))
+ax.add_patch(Rectangle((K + 10, 0), TILE_N, TILE_M, fill=False, ec="crimson", lw=2))
 ax.text(K / 2, M + 8, f"A = W\n{M} x {K}", ha="center", va="top")
 ax.text(K + 10 + N / 2, -K - 14, f"B = unfold(x)   {K} x {N}", ha="center")
-ax.text(K + 10 + N / 2 + TILE / 2, M - 12, "C = W · unfold(x)", ha="center")
+ax.text(K + 10 + N / 2 + TILE_N / 2, M - 12, "C = W · unfold(x)", ha="center")
 ax.set_xlim(-4, K + N + 14)
 ax.set_ylim(M + 22, -K - 24)
 ax.set_aspect("equal")
 ax.axis("off")
-ax.set_title(f"block (0,0), second K step: strips of A and B\n({TILE}x{BK} and {BK}x{TILE}, orange) "
+ax.set_title(f"block (0,0), second K step: strips of A and B\n({TILE_M}x{BK} and {BK}x{TILE_N}, orange) "
              "go to shared memory")
 savefig(fig, args, "gemm_tiling.png")
 
@@ -199,7 +209,7 @@ savefig(fig, args, "gemm_tiling.png")
 # multiprocessors of an H100, each walking the whole sum alone.  So the launch code
 # (`minidl/backends/gemm.py`) cuts K into slices, computes one partial product per
 # slice in the same launch (the slices are the batch: grid z), and adds the
-# partials up.  Measured on an H200 that took this product from 55x to 4x cuBLAS's
+# partials up.  Measured on an H200 that took this product from 55x to 2.5x cuBLAS's
 # time.  (`kernels/gram.cu` does the same over slices of pixels.)  What the rule
 # decides for a few of VGG16's products at 224 px:
 
@@ -209,7 +219,7 @@ for what, (m_, n_, k_) in {
     "block5_conv3 forward     ": (512, 14 * 14, 512 * 9),
     "block1_conv2 weight grad.": (64, 64 * 9, 224 * 224),
 }.items():
-    blocks = math.ceil(m_ / TILE) * math.ceil(n_ / TILE)
+    blocks = math.ceil(m_ / TILE_M) * math.ceil(n_ / TILE_N)
     slices = gemm_glue.split_k_slices(blocks, k_)
     print(f"{what}: C {m_:>3} x {n_:<5} = {blocks:>3} blocks, K = {k_:>5}: "
           f"{slices:>2} slice(s) of {math.ceil(k_ / slices)}")

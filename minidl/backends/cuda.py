@@ -51,7 +51,7 @@ from minidl.geometry import output_hw
 COLUMN_BUDGET_BYTES = 64 * 2**20
 
 # Tile sizes are not repeated here: the launches read them from the kernels' own
-# ``#define``s (GEMM_TILE and GEMM_THREADS in gemm.cu, GRAM_TILE in gram.cu), so a
+# ``#define``s (GEMM_TILE_M, GEMM_TILE_N and GEMM_THREADS in gemm.cu, GRAM_TILE in gram.cu), so a
 # student who changes a tile size in the .cu file gets matching grids and blocks.
 
 INSTALL_HINT = (

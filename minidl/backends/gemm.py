@@ -98,8 +98,8 @@ def gemm(runtime, xp, c: Matrix, a: Matrix, b: Matrix, alpha=1.0, beta=0.0, batc
         _gemm_xp(xp, c, a, b, alpha, beta, batch)
         return
     compiled = runtime.compiled("gemm.cu")
-    tile = compiled.define("GEMM_TILE")
-    slices = split_k_slices(math.ceil(m / tile) * math.ceil(n / tile), k) if batch == 1 else 1
+    blocks = math.ceil(m / compiled.define("GEMM_TILE_M")) * math.ceil(n / compiled.define("GEMM_TILE_N"))
+    slices = split_k_slices(blocks, k) if batch == 1 else 1
     if slices > 1:
         _gemm_split_k(compiled, xp, c, a, b, alpha, beta, slices)
     else:
@@ -118,8 +118,9 @@ def _launch_sgemm(compiled, c: Matrix, a: Matrix, b: Matrix, alpha, beta, batch)
     """One launch of ``sgemm`` from ``compiled`` (kernels/gemm.cu): a block per tile of C,
     per matrix z."""
     (m, k), n = a.shape, b.shape[1]
-    tile, threads = compiled.define("GEMM_TILE"), compiled.define("GEMM_THREADS")
-    grid = (math.ceil(n / tile), math.ceil(m / tile), batch)
+    tile_m, tile_n = compiled.define("GEMM_TILE_M"), compiled.define("GEMM_TILE_N")
+    threads = compiled.define("GEMM_THREADS")
+    grid = (math.ceil(n / tile_n), math.ceil(m / tile_m), batch)
 
     def place(x: Matrix) -> tuple:
         return (x.array, *i32(x.offset, x.leading, x.batch_stride))
