@@ -91,11 +91,12 @@ ALGORITHMS = ("im2col", "winograd", "mec", "auto")
 #: (Gatys loss 1.00x, VGG16 at 224 / 512 px 0.97x / 0.96x) and raised VGG16's peak
 #: at 512 px from 491 to 506 MB, so the rule stays at 128.
 #: cuda (one H200, batch 1, `minidl bench --compare-torch --device cuda`, wall time of
-#: the VGG16 input gradient, two runs): at 512 px 12-15 ms with
-#: this rule vs 31-32 ms with im2col everywhere; at 224 px (block4/5 under 32x32, so
-#: im2col) 7-9 ms either way, Python's launches being most of it.  On the kernel
-#: bench's 128 -> 128 layer at 4 x 112 x 112, Winograd takes 0.43 ms and im2col
-#: 1.27 ms (cuDNN 0.46).  The 32x32 threshold was not tuned on the GPU.
+#: the VGG16 input gradient, best of 10, with the double-buffered gemm.cu): at 512 px
+#: 9.0 ms with this rule vs 26.6 ms with im2col everywhere; at 224 px (block4/5 under
+#: 32x32, so im2col) 12.0 vs 7.1 ms in that run and 7-9 ms either way in an earlier
+#: one: Python's launches are most of it (Winograd makes three per band).  On the
+#: kernel bench's 128 -> 128 layer at 4 x 112 x 112, Winograd takes 0.36 ms and im2col
+#: 1.34 ms (cuDNN 0.46).  The 32x32 threshold was not tuned on the GPU.
 AUTO_RULES = {"cpu": (128, 32 * 32), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 * 32)}
 
 #: Largest transformed-tile buffer (V or M) built at once, in bytes; bigger
