@@ -16,10 +16,12 @@ input sizes that need conv_transpose2d's output_padding.
 from __future__ import annotations
 
 import sys
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from devices import emulator_skip_reason
 
 from minidl import paths
 from minidl.backends import cuda as cuda_glue
@@ -38,12 +40,7 @@ def _skip_reason(device: str) -> str | None:
     if device == "cuda":
         ok, reason = cuda_glue.cuda_available()
         return None if ok else reason
-    try:
-        from minidl.backends.emulated import emulator_available
-    except ImportError as exc:
-        return f"emulator not importable: {exc}"
-    ok, reason = emulator_available()
-    return None if ok else reason
+    return emulator_skip_reason()
 
 
 _BACKENDS: dict = {}
@@ -474,6 +471,16 @@ def test_a_kernel_edited_while_python_runs_is_recompiled(monkeypatch, tmp_path):
     gram = folder / "gram.cu"
     gram.write_text(gram.read_text().replace("#define GRAM_TILE 16", "#define GRAM_TILE 8"))
     assert_close(kb.gram(x), CPU.gram(x), "gram with 8x8 tiles")
+
+    # gemm.cu's header invites changing its tile sizes: 64 x 128 tiles, steps of 8
+    gemm = folder / "gemm.cu"
+    source = re.sub(r"(#define GEMM_TILE_N\s+)\d+", r"\g<1>128", gemm.read_text())
+    gemm.write_text(re.sub(r"(#define GEMM_BK\s+)\d+", r"\g<1>8", source))
+    assert kb.runtime.compiled("gemm.cu").define("GEMM_TILE_N") == 128
+    a, b = rand(np.random.default_rng(6), 70, 45), rand(np.random.default_rng(7), 45, 150)
+    c = np.zeros((70, 150), np.float32)
+    kb.gemm(Matrix(c, 70, 150), Matrix(a, 70, 45), Matrix(b, 45, 150))
+    assert_close(c, a @ b, "gemm with 64 x 128 tiles and steps of 8")
 
 
 @pytest.mark.parametrize("nan_at", [0, 1, 3])

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from devices import emulator_skip_reason
 
 from minidl import grade
 from minidl.exercises import EXERCISES
@@ -32,12 +33,6 @@ def _have_weights() -> bool:
         return True
     except FileNotFoundError:
         return False
-
-
-def _emulator() -> tuple[bool, str]:
-    from minidl.backends.emulated import emulator_available
-
-    return emulator_available()
 
 
 def _lesson_params():
@@ -60,8 +55,8 @@ def test_the_course_has_lessons():
 def test_lesson_runs_quick_and_writes_its_figures(lesson, device, tmp_path):
     if "weights_path(" in lesson.read_text() and not _have_weights():
         pytest.skip("needs the real VGG16 weights (MINIDL_WEIGHTS or weights/)")
-    if device == "cuda-emu" and not _emulator()[0]:
-        pytest.skip(f"emulator unavailable: {_emulator()[1]}")
+    if device == "cuda-emu" and emulator_skip_reason():
+        pytest.skip(emulator_skip_reason())
     command = [sys.executable, str(lesson), "--quick", "--out", str(tmp_path)]
     if device != "cpu":
         command += ["--device", device]

@@ -13,6 +13,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+from devices import emulator_skip_reason
 
 from minidl.autograd import no_grad
 from minidl.models import VGG16, vgg16
@@ -334,9 +335,8 @@ def _skip_unless_device(device):
 
         ok, reason = cuda_available()
     else:
-        from minidl.backends.emulated import emulator_available
-
-        ok, reason = emulator_available()
+        reason = emulator_skip_reason()
+        ok = reason is None
     if not ok:
         pytest.skip(f"{device} not available: {reason}")
 

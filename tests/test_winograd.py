@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from devices import emulator_skip_reason
 
 from minidl.backends import winograd as W
 from minidl.backends.cpu import CpuBackend
@@ -167,10 +168,8 @@ def emu(monkeypatch):
     """The cuda-emu backend forced to Winograd, with a workspace of a few tile rows."""
     from minidl.backends import winograd_launch
     from minidl.backends.cuda import make_emulated_backend
-    from minidl.backends.emulated import emulator_available
-
-    ok, reason = emulator_available()
-    if not ok:
+    reason = emulator_skip_reason()
+    if reason:
         pytest.skip(f"cuda-emu: {reason}")
     monkeypatch.setenv("MINIDL_CONV", "winograd")
     monkeypatch.setattr(winograd_launch, "WORKSPACE_BYTES", 36 * 4 * 4 * 8)
