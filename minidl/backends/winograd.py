@@ -93,10 +93,12 @@ ALGORITHMS = ("im2col", "winograd", "mec", "auto")
 #: cuda (one H200, batch 1, `minidl bench --compare-torch --device cuda`, wall time of
 #: the VGG16 input gradient, best of 10, with the double-buffered gemm.cu): at 512 px
 #: 9.0 ms with this rule vs 26.6 ms with im2col everywhere; at 224 px (block4/5 under
-#: 32x32, so im2col) 12.0 vs 7.1 ms in that run and 7-9 ms either way in an earlier
-#: one: Python's launches are most of it (Winograd makes three per band).  On the
+#: 32x32, so im2col) 7-12 ms either way: Python's launches are most of it.  On the
 #: kernel bench's 128 -> 128 layer at 4 x 112 x 112, Winograd takes 0.36 ms and im2col
-#: 1.34 ms (cuDNN 0.46).  The 32x32 threshold was not tuned on the GPU.
+#: 1.34 ms (cuDNN 0.46).  A 64x64 threshold instead (three interleaved rounds, best of
+#: 10 each, ms): VGG16 at 224 px 7.2-11.6 vs 9.9-10.4, at 512 px 9.7-14.5 vs 9.0-11.5;
+#: Gatys loss at 256 px 11.1-11.9 vs 11.0-11.7, at 512 px 12.9-13.0 vs 13.9-17.1: no
+#: clear winner on a host-bound GPU, so the rule stays the cpu's 32x32.
 AUTO_RULES = {"cpu": (128, 32 * 32), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 * 32)}
 
 #: Largest transformed-tile buffer (V or M) built at once, in bytes; bigger
