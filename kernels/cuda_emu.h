@@ -14,7 +14,8 @@
 // * The built-in variables threadIdx, blockIdx, blockDim, gridDim.  Each is a
 //   `thread_local` global: every OS thread that plays a CUDA thread has its own.
 // * float4, CUDA's 16-byte vector of four floats (kernels read float arrays
-//   through float4 pointers: one load for four consecutive values).
+//   through float4 pointers: one load for four consecutive values), and
+//   minidl_emu::check_aligned, see "How this differs from a GPU".
 // * __syncthreads(), atomics (atomicAdd, atomicSub, atomicMax, atomicMin,
 //   atomicExch, atomicCAS) built on std::atomic_ref, __ldg, and the CUDA math
 //   functions that the C library lacks (rsqrtf, __expf, __int_as_float, ...).
@@ -77,6 +78,11 @@
 //   whole Python process (a segfault cannot be turned into an exception).
 //   MINIDL_EMU_CHECK=1 builds with AddressSanitizer to find them (see
 //   emulated.py).
+// * Misaligned vector accesses are not faults on a CPU.  On a GPU a float4
+//   load or store at an address that is not a multiple of 16 bytes stops the
+//   kernel ("misaligned address"); here it would just work.  Kernels call
+//   minidl_emu::check_aligned(p, 16) before such an access (inside
+//   #ifdef MINIDL_CUDA_EMU), and the launch then fails with the GPU's error.
 // * Floating-point results can differ from the GPU in the last bits (other
 //   instruction selection, FMA contraction, the __expf-style fast
 //   intrinsics here are the precise functions).
@@ -126,8 +132,11 @@ struct uint3 {
 
 // CUDA's 16-byte vector type: one float4 load moves four consecutive floats.
 // may_alias: kernels read float arrays through float4 pointers, which C++'s
-// aliasing rules would otherwise let the compiler reorder.
-struct __attribute__((may_alias, aligned(16))) float4 {
+// aliasing rules would otherwise let the compiler reorder.  Not aligned(16) as
+// on a GPU: g++ would then use aligned SSE moves, and a misaligned address
+// would crash the whole Python process instead of being reported by
+// check_aligned (below) as the GPU's "misaligned address" error.
+struct __attribute__((may_alias)) float4 {
     float x, y, z, w;
 };
 
@@ -249,7 +258,18 @@ enum Status : int {
     kOk = 0,
     kBarrierInLoopMode = 1,  // __syncthreads() reached in loop mode
     kThreadStartFailed = 2,  // the OS refused to create enough threads
+    kMisalignedAddress = 3,  // check_aligned() saw an address a GPU would refuse
 };
+
+// Set by check_aligned() during a launch, read (and cleared) by launch().
+inline std::atomic<bool> misaligned{false};
+
+// A GPU's vector accesses need aligned addresses (16 bytes for a float4); a
+// CPU's do not.  Kernels call this before one, so the emulator fails where a
+// GPU would.
+inline void check_aligned(const void* address, unsigned bytes) {
+    if (reinterpret_cast<std::uintptr_t>(address) % bytes != 0) misaligned.store(true);
+}
 
 // Turn a linear index into (x, y, z) for a box of size `d`; x varies fastest.
 inline uint3 unflatten(unsigned long long i, const dim3& d) {
@@ -433,10 +453,12 @@ int launch(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsi
     const typename Traits::Values values = Traits::unpack(args);
     auto body = [&values] { std::apply(Kernel, values); };
     const dim3 grid(gx, gy, gz), block(bx, by, bz);
-    if (!use_threads) return run_loop_mode(grid, block, body);
+    misaligned.store(false);
     // ThreadPool::run takes one job at a time, so two host threads never run
     // this file's kernels (and share their __shared__ statics) at once.
-    return run_threads_mode(grid, block, body);
+    const int status = use_threads ? run_threads_mode(grid, block, body)
+                                   : run_loop_mode(grid, block, body);
+    return status == kOk && misaligned.load() ? kMisalignedAddress : status;
 }
 
 }  // namespace minidl_emu

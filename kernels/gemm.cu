@@ -62,16 +62,29 @@
 // __syncthreads() per step then separates "next piece stored, current one no
 // longer read" from the following step.
 //
-// Measured on an H200 against the previous version of this file (the same
-// 64 x 64 tiles and 4 x 4 micro-tiles, but one buffer and the 4 values read
-// one float at a time, 16 apart): SGEMM 1024^3 24 against 19 TFLOP/s, 25 vs 21
-// on VGG16's block1_conv2 product; the GPU time of all sgemm launches of a
-// VGG16 forward+backward at 512 px 4.08 ms against 4.29, of a Gatys loss
-// evaluation at 512 px 4.70 against 5.01.  Bigger tiles (64 x 128, 128 x 128,
-// BK 8, with 4 x 8 / 8 x 8 per thread) were within +-5% of this on VGG16 and
-// 40-50% slower on 1024^3: a 1024 x 1024 C is only 64 tiles of 128 x 128 for
-// the 132 multiprocessors of an H100/H200.  cuBLAS stays about 1.5x faster;
-// it adds warp-level tiling, 16-byte global loads, deeper pipelines.
+// The copies from global memory are vectorised too: each thread copies runs
+// of four consecutive floats, each with one 16-byte load where the address
+// allows it (see load_piece).
+//
+// Measured on an H200 (GPU time of all sgemm launches in one pass, from the
+// profiler; the same run for each pair):
+//
+//                                        VGG16 512 px   Gatys loss 512 px
+//   one buffer, 4 values 16 apart,
+//     scalar loads (the first version)      4.29 ms         5.01 ms
+//   two buffers, float4 from shared         4.08            4.70
+//   ... and 16-byte global loads (this)     3.47            4.01
+//
+// (That last kernel stored B's runs into shared memory with four scalar
+// stores; this file uses one 16-byte store there, checked in the emulator but
+// not yet timed on a GPU.)
+// and against cuBLAS (minidl bench --kernels): 1024^3 at 68% of cuBLAS's speed
+// (26 TFLOP/s), VGG16's block1..3 conv products at 64-70%, block4 at 47%.
+// Steps of BK = 32 were another 5% faster on VGG16 and slower on its smallest
+// products; bigger tiles (64 x 128, 128 x 128 with 4 x 8 / 8 x 8 per thread)
+// were within +-5% on VGG16 and 40-50% slower on 1024^3: a 1024 x 1024 C is
+// only 64 tiles of 128 x 128 for the 132 multiprocessors of an H100/H200.
+// cuBLAS adds warp-level tiling and deeper pipelines.
 //
 // The price of big blocks: a small C leaves a big GPU idle -- a 64 x 576
 // product is only 9 blocks.  When C is small but K is long, the launch glue
@@ -99,26 +112,63 @@
 #define GEMM_PAD       4   // shared rows are TILE + 4 floats long (see the copies)
 static_assert(GEMM_MICRO_M % 4 == 0 && GEMM_MICRO_N % 4 == 0, "micro-tiles come in groups of 4");
 static_assert(GEMM_LOADS_A * GEMM_NTHREADS == GEMM_TILE_M * GEMM_BK, "threads must cover A's piece");
+static_assert(GEMM_LOADS_A % 4 == 0 && GEMM_LOADS_B % 4 == 0, "threads copy runs of 4 elements");
 static_assert(GEMM_LOADS_B * GEMM_NTHREADS == GEMM_TILE_N * GEMM_BK, "threads must cover B's piece");
 
-// Copy this thread's LOADS elements of a (tile x GEMM_BK) piece of op(X)
-// from global memory into registers.  X is A (rows = m, limit M) or B seen as
-// its transpose (rows = n, limit N); `k_fast` says whether k is the stored
-// matrix's contiguous index.  Number the piece's elements in the order they lie
-// in global memory; thread t copies elements e = t, t + 256, ...: consecutive
-// threads read consecutive addresses, which the GPU "coalesces" into few
-// memory transactions.  Elements outside the matrix are 0 (they add nothing).
+// Four consecutive floats in one 16-byte load (the address must be a multiple
+// of 16 bytes: a GPU stops the kernel with "misaligned address" otherwise).
+__device__ __forceinline__ void load4(const float* from, float* to)
+{
+#ifdef MINIDL_CUDA_EMU
+    minidl_emu::check_aligned(from, 16);  // the emulator reports what a GPU would
+#endif
+    const float4 v = *reinterpret_cast<const float4*>(from);
+    to[0] = v.x; to[1] = v.y; to[2] = v.z; to[3] = v.w;
+}
+
+// ... and the same for a 16-byte store.
+__device__ __forceinline__ void store4(float* to, const float* from)
+{
+#ifdef MINIDL_CUDA_EMU
+    minidl_emu::check_aligned(to, 16);
+#endif
+    *reinterpret_cast<float4*>(to) = float4{from[0], from[1], from[2], from[3]};
+}
+
+// Copy this thread's LOADS elements of a (tile x GEMM_BK) piece of op(X) from
+// global memory into registers, four consecutive ones at a time.  X is A
+// (rows = m, limit M) or B seen as its transpose (rows = n, limit N); `k_fast`
+// says whether k is the stored matrix's contiguous index.  Number the piece's
+// elements in the order they lie in global memory; thread t copies the runs
+// of four that start at e = 4t, 4(t + 256), ...: consecutive threads read
+// consecutive 16 bytes, which the GPU "coalesces" into few memory
+// transactions.  A run never crosses a stored row (GEMM_BK and the tile are
+// multiples of 4), so it is ONE 16-byte load when its address is a multiple of
+// 16 bytes -- `vec_ok`: the matrix starts on one and its rows are a multiple of
+// 4 floats long -- and all four elements lie inside the matrix.  Otherwise (a
+// band at an odd offset, a split-K slice of odd length, the matrix's edge) the
+// four are read one by one, with zeros outside the matrix (they add nothing).
 template <int TILE, int LOADS>
-__device__ __forceinline__ void load_piece(const float* X, int ld, bool k_fast, int rows,
-                                           int K, int row0, int k0, int t, float* out)
+__device__ __forceinline__ void load_piece(const float* X, int ld, bool k_fast, bool vec_ok,
+                                           int rows, int K, int row0, int k0, int t, float* out)
 {
 #pragma unroll
-    for (int l = 0; l < LOADS; ++l) {
-        const int e = t + l * GEMM_NTHREADS;
+    for (int l = 0; l < LOADS / 4; ++l) {
+        const int e = 4 * (t + l * GEMM_NTHREADS);       // first element of the run
         const int r = k_fast ? e / GEMM_BK : e % TILE;   // row of the piece
         const int k = k_fast ? e % GEMM_BK : e / TILE;   // step along K
         const int gr = row0 + r, gk = k0 + k;
-        out[l] = (gr < rows && gk < K) ? (k_fast ? X[gr * ld + gk] : X[gk * ld + gr]) : 0.0f;
+        const float* run = k_fast ? X + (gr * ld + gk) : X + (gk * ld + gr);
+        const bool all_in = k_fast ? (gr < rows && gk + 3 < K) : (gk < K && gr + 3 < rows);
+        if (vec_ok && all_in) {
+            load4(run, &out[4 * l]);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const bool in = k_fast ? (gr < rows && gk + j < K) : (gk < K && gr + j < rows);
+                out[4 * l + j] = in ? run[j] : 0.0f;
+            }
+        }
     }
 }
 
@@ -126,27 +176,28 @@ __device__ __forceinline__ void load_piece(const float* X, int ld, bool k_fast, 
 // the inner loop reads along r (a thread's 4 consecutive rows: one float4).
 // Rows of S are TILE + GEMM_PAD = 68 floats: a multiple of 4 keeps every float4
 // aligned to 16 bytes, and the 4 extra floats move each k to another bank.
-// Where k runs fastest (A not transposed), a warp writes k = 0..15 of two rows
-// r, at banks (68*k + r) mod 32 = (4*k + r) mod 32: two threads per bank (k and
-// k + 8), where rows of 64 floats would put all 16 values of k in one bank.
+// Where k runs fastest (A not transposed) a run of four is a column of S, four
+// stores S[k + j][r]; for each j a warp writes 8 rows r at 4 values of k, at
+// banks (68*k + r) mod 32 = (4*k + r) mod 32: two threads per bank, where rows
+// of 64 floats would put four there.  Otherwise a run is 4 floats of one row of
+// S: one 16-byte store.
 template <int TILE, int LOADS>
 __device__ __forceinline__ void store_piece(float (*S)[TILE + GEMM_PAD], bool k_fast, int t,
                                             const float* in)
 {
 #pragma unroll
-    for (int l = 0; l < LOADS; ++l) {
-        const int e = t + l * GEMM_NTHREADS;
+    for (int l = 0; l < LOADS / 4; ++l) {
+        const int e = 4 * (t + l * GEMM_NTHREADS);
         const int r = k_fast ? e / GEMM_BK : e % TILE;
         const int k = k_fast ? e % GEMM_BK : e / TILE;
-        S[k][r] = in[l];
+        if (k_fast) {
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                S[k + j][r] = in[4 * l + j];
+        } else {
+            store4(&S[k][r], &in[4 * l]);
+        }
     }
-}
-
-// Four consecutive floats of shared memory (16-byte aligned) in one load.
-__device__ __forceinline__ void load4(const float* from, float* to)
-{
-    const float4 v = *reinterpret_cast<const float4*>(from);
-    to[0] = v.x; to[1] = v.y; to[2] = v.z; to[3] = v.w;
 }
 
 extern "C" __global__ void sgemm(int transA, int transB, int M, int N, int K,
@@ -173,12 +224,15 @@ extern "C" __global__ void sgemm(int transA, int transB, int M, int N, int K,
     // op(A) is read along k where A is stored M x K (not transposed); op(B)
     // where B is stored N x K (transposed).
     const bool a_k_fast = !transA, b_k_fast = transB;
+    // 16-byte loads need every stored row to start on a multiple of 16 bytes.
+    const bool a_vec = lda % 4 == 0 && reinterpret_cast<unsigned long long>(A) % 16 == 0;
+    const bool b_vec = ldb % 4 == 0 && reinterpret_cast<unsigned long long>(B) % 16 == 0;
 
     float acc[GEMM_MICRO_M][GEMM_MICRO_N] = {};  // this thread's outputs
     float a_next[GEMM_LOADS_A], b_next[GEMM_LOADS_B];
 
-    load_piece<GEMM_TILE_M, GEMM_LOADS_A>(A, lda, a_k_fast, M, K, row0, 0, t, a_next);
-    load_piece<GEMM_TILE_N, GEMM_LOADS_B>(B, ldb, b_k_fast, N, K, col0, 0, t, b_next);
+    load_piece<GEMM_TILE_M, GEMM_LOADS_A>(A, lda, a_k_fast, a_vec, M, K, row0, 0, t, a_next);
+    load_piece<GEMM_TILE_N, GEMM_LOADS_B>(B, ldb, b_k_fast, b_vec, N, K, col0, 0, t, b_next);
     store_piece<GEMM_TILE_M, GEMM_LOADS_A>(As[0], a_k_fast, t, a_next);
     store_piece<GEMM_TILE_N, GEMM_LOADS_B>(Bs[0], b_k_fast, t, b_next);
     __syncthreads();
@@ -187,8 +241,8 @@ extern "C" __global__ void sgemm(int transA, int transB, int M, int N, int K,
     for (int k0 = 0; k0 < K; k0 += GEMM_BK) {
         const bool more = k0 + GEMM_BK < K;     // the same for every thread
         if (more) {  // start fetching the next piece; the loads fly during the math
-            load_piece<GEMM_TILE_M, GEMM_LOADS_A>(A, lda, a_k_fast, M, K, row0, k0 + GEMM_BK, t, a_next);
-            load_piece<GEMM_TILE_N, GEMM_LOADS_B>(B, ldb, b_k_fast, N, K, col0, k0 + GEMM_BK, t, b_next);
+            load_piece<GEMM_TILE_M, GEMM_LOADS_A>(A, lda, a_k_fast, a_vec, M, K, row0, k0 + GEMM_BK, t, a_next);
+            load_piece<GEMM_TILE_N, GEMM_LOADS_B>(B, ldb, b_k_fast, b_vec, N, K, col0, k0 + GEMM_BK, t, b_next);
         }
 #pragma unroll
         for (int k = 0; k < GEMM_BK; ++k) {

@@ -145,8 +145,9 @@ check(f"each of the {THREADS}x{THREADS} threads owns {MICRO_M}x{MICRO_N} outputs
 #   16-byte (`float4`) load from shared memory, and the threads of a warp still read
 #   consecutive words (no bank conflicts);
 # * **K loop**: the block walks along K in steps of BK, copying a TILE_M × BK strip of
-#   A and a BK × TILE_N strip of B into shared memory (the next strip is fetched while
-#   the current one is used: two buffers), and doing BK outer products in registers.
+#   A and a BK × TILE_N strip of B into shared memory (in runs of four floats, one
+#   16-byte load each where the address allows; the next strip is fetched while the
+#   current one is used: two buffers), and doing BK outer products in registers.
 
 # %%
 def owned(t, tile):

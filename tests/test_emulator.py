@@ -281,6 +281,30 @@ def test_barrier_missed_by_the_source_scan_is_reported(module, threads_module):
     threads_module.get_function("hidden_barrier")((2,), (4,), (x,))  # fine there
 
 
+def test_misaligned_vector_load_fails_as_on_a_gpu(cache, tmp_path):
+    """A float4 load at an address that is not a multiple of 16 bytes stops a GPU
+    kernel; the emulator reports it too (through check_aligned), and the next,
+    aligned launch is fine again."""
+    path = tmp_path / "vector.cu"
+    path.write_text(
+        'extern "C" __global__ void first_four(const float* x, float* y, int start) {\n'
+        "    const float* p = x + start;\n"
+        "#ifdef MINIDL_CUDA_EMU\n"
+        "    minidl_emu::check_aligned(p, 16);\n"
+        "#endif\n"
+        "    const float4 v = *reinterpret_cast<const float4*>(p);\n"
+        "    y[0] = v.x + v.y + v.z + v.w;\n"
+        "}\n"
+    )
+    kernel = EmulatedModule([path]).get_function("first_four")
+    x, y = np.arange(12, dtype=np.float32), np.zeros(1, np.float32)
+    assert x.ctypes.data % 16 == 0
+    with pytest.raises(RuntimeError, match="misaligned address.*multiple of 16 bytes"):
+        kernel((1,), (1,), (x, y, np.int32(1)))
+    kernel((1,), (1,), (x, y, np.int32(4)))
+    assert y[0] == 4 + 5 + 6 + 7
+
+
 def test_disk_cache_is_reused(cache, tmp_path):
     path = tmp_path / "cached.cu"
     path.write_text('extern "C" __global__ void one(int* x) { x[threadIdx.x] = 1; }\n')

@@ -15,8 +15,8 @@ input sizes that need conv_transpose2d's output_padding.
 
 from __future__ import annotations
 
-import sys
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -357,6 +357,36 @@ def test_gemm_kernel_direct(kb, trans_a, trans_b, m, n, k):
     assert_close(c, want, f"sgemm transA={trans_a} transB={trans_b} m,n,k={m},{n},{k}")
 
 
+@pytest.mark.parametrize("offset", [0, 4, 2], ids=["aligned", "aligned-offset", "misaligned"])
+@pytest.mark.parametrize("trans_a", [0, 1])
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm_kernel_16_byte_loads(kb, trans_a, trans_b, offset):
+    """Rows padded to a multiple of 4 floats let the kernel copy runs of four with one
+    16-byte load: with sizes that cut runs at the matrix's edges (K = 37, M = 70,
+    N = 130), and with a start that is not a multiple of 16 bytes (scalar loads).
+    On cuda-emu a misaligned 16-byte access fails the launch, as on a GPU."""
+    rng = np.random.default_rng(11)
+    m, n, k = 70, 130, 37
+
+    def padded(rows, cols):  # rows x cols inside rows x (cols rounded up to 4), at `offset`
+        ld = -(-cols // 4) * 4
+        flat = np.zeros(offset + rows * ld, np.float32)
+        flat[offset:].reshape(rows, ld)[:, :cols] = rand(rng, rows, cols)
+        assert flat.ctypes.data % 16 == 0  # so that offset 0 and 4 give aligned rows
+        return flat, Matrix(dev(kb, flat), rows, cols, ld=ld, offset=offset)
+
+    def value(flat, mat):
+        return flat[offset:].reshape(mat.rows, mat.ld)[:, : mat.cols]
+
+    a_flat, a_mat = padded(*((k, m) if trans_a else (m, k)))
+    b_flat, b_mat = padded(*((n, k) if trans_b else (k, n)))
+    op_a, op_b = value(a_flat, a_mat), value(b_flat, b_mat)
+    want = (op_a.T if trans_a else op_a) @ (op_b.T if trans_b else op_b)
+    c = dev(kb, np.zeros((m, n), np.float32))
+    kb.gemm(Matrix(c, m, n), a_mat.T if trans_a else a_mat, b_mat.T if trans_b else b_mat)
+    assert_close(c, want, f"sgemm transA={trans_a} transB={trans_b} offset={offset}")
+
+
 @pytest.mark.parametrize("k", [40, 37, 9], ids=["even-slices", "shorter-last-slice", "no-split"])
 @pytest.mark.parametrize("trans_a, trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
 def test_gemm_split_k(kb, trans_a, trans_b, k, monkeypatch):
@@ -472,15 +502,15 @@ def test_a_kernel_edited_while_python_runs_is_recompiled(monkeypatch, tmp_path):
     gram.write_text(gram.read_text().replace("#define GRAM_TILE 16", "#define GRAM_TILE 8"))
     assert_close(kb.gram(x), CPU.gram(x), "gram with 8x8 tiles")
 
-    # gemm.cu's header invites changing its tile sizes: 64 x 128 tiles, steps of 8
+    # gemm.cu's header invites changing its tile sizes: 64 x 128 tiles, steps of 32
     gemm = folder / "gemm.cu"
     source = re.sub(r"(#define GEMM_TILE_N\s+)\d+", r"\g<1>128", gemm.read_text())
-    gemm.write_text(re.sub(r"(#define GEMM_BK\s+)\d+", r"\g<1>8", source))
+    gemm.write_text(re.sub(r"(#define GEMM_BK\s+)\d+", r"\g<1>32", source))
     assert kb.runtime.compiled("gemm.cu").define("GEMM_TILE_N") == 128
     a, b = rand(np.random.default_rng(6), 70, 45), rand(np.random.default_rng(7), 45, 150)
     c = np.zeros((70, 150), np.float32)
     kb.gemm(Matrix(c, 70, 150), Matrix(a, 70, 45), Matrix(b, 45, 150))
-    assert_close(c, a @ b, "gemm with 64 x 128 tiles and steps of 8")
+    assert_close(c, a @ b, "gemm with 64 x 128 tiles and steps of 32")
 
 
 @pytest.mark.parametrize("nan_at", [0, 1, 3])

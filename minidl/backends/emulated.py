@@ -452,6 +452,9 @@ _STATUS_MESSAGES = {
     "same file, not behind a macro, or load the file with EmulatedModule(paths, mode='threads').",
     2: "the operating system refused to create one thread per CUDA thread of the block; "
     "use smaller blocks or raise the thread limit (ulimit -u).",
+    3: "misaligned address: a 16-byte (float4) load or store at an address that is not a "
+    "multiple of 16 bytes. A GPU stops the kernel with this error; check the alignment "
+    "before the vector access, or read the four floats one by one.",
 }
 
 
