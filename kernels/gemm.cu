@@ -112,8 +112,8 @@
 #define GEMM_PAD       4   // shared rows are TILE + 4 floats long (see the copies)
 static_assert(GEMM_MICRO_M % 4 == 0 && GEMM_MICRO_N % 4 == 0, "micro-tiles come in groups of 4");
 static_assert(GEMM_LOADS_A * GEMM_NTHREADS == GEMM_TILE_M * GEMM_BK, "threads must cover A's piece");
-static_assert(GEMM_LOADS_A % 4 == 0 && GEMM_LOADS_B % 4 == 0, "threads copy runs of 4 elements");
 static_assert(GEMM_LOADS_B * GEMM_NTHREADS == GEMM_TILE_N * GEMM_BK, "threads must cover B's piece");
+static_assert(GEMM_LOADS_A % 4 == 0 && GEMM_LOADS_B % 4 == 0, "threads copy runs of 4 elements");
 
 // Four consecutive floats in one 16-byte load (the address must be a multiple
 // of 16 bytes: a GPU stops the kernel with "misaligned address" otherwise).
@@ -135,12 +135,22 @@ __device__ __forceinline__ void store4(float* to, const float* from)
     *reinterpret_cast<float4*>(to) = float4{from[0], from[1], from[2], from[3]};
 }
 
+// Where element e of a piece lies: its row r and its step k along K.  The
+// elements are numbered in global-memory order, so e runs along k first where
+// k is the stored matrix's contiguous index (`k_fast`), else along r.
+template <int TILE>
+__device__ __forceinline__ void piece_position(int e, bool k_fast, int& r, int& k)
+{
+    r = k_fast ? e / GEMM_BK : e % TILE;
+    k = k_fast ? e % GEMM_BK : e / TILE;
+}
+
 // Copy this thread's LOADS elements of a (tile x GEMM_BK) piece of op(X) from
 // global memory into registers, four consecutive ones at a time.  X is A
 // (rows = m, limit M) or B seen as its transpose (rows = n, limit N); `k_fast`
-// says whether k is the stored matrix's contiguous index.  Number the piece's
-// elements in the order they lie in global memory; thread t copies the runs
-// of four that start at e = 4t, 4(t + 256), ...: consecutive threads read
+// says whether k is the stored matrix's contiguous index.  Thread t copies the
+// runs of four that start at elements e = 4t, 4(t + 256), ... (numbered in
+// global-memory order, see piece_position): consecutive threads read
 // consecutive 16 bytes, which the GPU "coalesces" into few memory
 // transactions.  A run never crosses a stored row (GEMM_BK and the tile are
 // multiples of 4), so it is ONE 16-byte load when its address is a multiple of
@@ -154,9 +164,8 @@ __device__ __forceinline__ void load_piece(const float* X, int ld, bool k_fast, 
 {
 #pragma unroll
     for (int l = 0; l < LOADS / 4; ++l) {
-        const int e = 4 * (t + l * GEMM_NTHREADS);       // first element of the run
-        const int r = k_fast ? e / GEMM_BK : e % TILE;   // row of the piece
-        const int k = k_fast ? e % GEMM_BK : e / TILE;   // step along K
+        int r, k;  // where the run starts in the piece
+        piece_position<TILE>(4 * (t + l * GEMM_NTHREADS), k_fast, r, k);
         const int gr = row0 + r, gk = k0 + k;
         const float* run = k_fast ? X + (gr * ld + gk) : X + (gk * ld + gr);
         const bool all_in = k_fast ? (gr < rows && gk + 3 < K) : (gk < K && gr + 3 < rows);
@@ -187,9 +196,8 @@ __device__ __forceinline__ void store_piece(float (*S)[TILE + GEMM_PAD], bool k_
 {
 #pragma unroll
     for (int l = 0; l < LOADS / 4; ++l) {
-        const int e = 4 * (t + l * GEMM_NTHREADS);
-        const int r = k_fast ? e / GEMM_BK : e % TILE;
-        const int k = k_fast ? e % GEMM_BK : e / TILE;
+        int r, k;
+        piece_position<TILE>(4 * (t + l * GEMM_NTHREADS), k_fast, r, k);
         if (k_fast) {
 #pragma unroll
             for (int j = 0; j < 4; ++j)
