@@ -7,19 +7,31 @@ run, so that a kernel or an emulator header that no longer compiles fails them
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
+
+from minidl.backends import emulated
 
 
 def emulator_skip_reason() -> str | None:
     """Why the cuda-emu tests cannot run here: no C++ compiler (None: they can)."""
-    name = os.environ.get("MINIDL_EMU_CXX", "g++")
-    if shutil.which(name) is None:
-        return f"the CUDA emulator needs a C++20 compiler and {name!r} is not on PATH"
+    try:
+        emulated._compiler()  # the emulator's own lookup (MINIDL_EMU_CXX, else g++)
+    except RuntimeError as error:
+        return str(error)
     return None
 
 
+def skip_reason(device: str) -> str | None:
+    """Why tests on ``device`` ("cuda" or "cuda-emu") cannot run here (None: they can)."""
+    if device == "cuda":
+        from minidl.backends.cuda import cuda_available
+
+        ok, reason = cuda_available()
+        return None if ok else reason
+    return emulator_skip_reason()
+
+
+_NO_EMULATOR = emulator_skip_reason()
+
 #: For tests that run the kernels on cuda-emu.
-needs_emulator = pytest.mark.skipif(emulator_skip_reason() is not None, reason=str(emulator_skip_reason()))
+needs_emulator = pytest.mark.skipif(_NO_EMULATOR is not None, reason=str(_NO_EMULATOR))

@@ -14,15 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from devices import needs_emulator
 from forking import check_in_forked_child
 
 from minidl.backends import emulated
 from minidl.backends.emulated import EmulatedModule, emulator_available, parse_kernels
 
-pytestmark = pytest.mark.skipif(
-    not emulated.shutil.which(os.environ.get("MINIDL_EMU_CXX", "g++")),
-    reason="the CUDA emulator needs g++",
-)
+pytestmark = needs_emulator
 
 KERNELS = r"""
 // Grid-stride loop: any grid covers any n.

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from devices import emulator_skip_reason
+from devices import skip_reason
 
 from minidl import paths
 from minidl.backends import cuda as cuda_glue
@@ -35,19 +35,11 @@ CPU = CpuBackend()
 # ----------------------------------------------------------------- devices
 
 
-def _skip_reason(device: str) -> str | None:
-    """Why ``device`` cannot run here (None when it can).  No conftest needed."""
-    if device == "cuda":
-        ok, reason = cuda_glue.cuda_available()
-        return None if ok else reason
-    return emulator_skip_reason()
-
-
 _BACKENDS: dict = {}
 
 
 def _backend(device: str):
-    reason = _skip_reason(device)
+    reason = skip_reason(device)
     if reason:
         pytest.skip(f"{device}: {reason}")
     if device not in _BACKENDS:
@@ -484,8 +476,9 @@ def test_a_kernel_edited_while_python_runs_is_recompiled(monkeypatch, tmp_path):
     shows, and the launch follows a tile size changed in the .cu file."""
     import shutil
 
-    if _skip_reason("cuda-emu"):
-        pytest.skip(_skip_reason("cuda-emu"))
+    reason = skip_reason("cuda-emu")
+    if reason:
+        pytest.skip(reason)
     folder = tmp_path / "kernels"
     shutil.copytree(paths.kernels_dir(), folder)
     monkeypatch.setenv("MINIDL_KERNELS", str(folder))

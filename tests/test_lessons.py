@@ -55,8 +55,9 @@ def test_the_course_has_lessons():
 def test_lesson_runs_quick_and_writes_its_figures(lesson, device, tmp_path):
     if "weights_path(" in lesson.read_text() and not _have_weights():
         pytest.skip("needs the real VGG16 weights (MINIDL_WEIGHTS or weights/)")
-    if device == "cuda-emu" and emulator_skip_reason():
-        pytest.skip(emulator_skip_reason())
+    reason = emulator_skip_reason() if device == "cuda-emu" else None
+    if reason:
+        pytest.skip(reason)
     command = [sys.executable, str(lesson), "--quick", "--out", str(tmp_path)]
     if device != "cpu":
         command += ["--device", device]

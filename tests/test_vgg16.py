@@ -13,7 +13,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from devices import emulator_skip_reason
+from devices import skip_reason
 
 from minidl.autograd import no_grad
 from minidl.models import VGG16, vgg16
@@ -330,14 +330,8 @@ def test_pretrained_grace_hopper_all_layers(pretrained):
 
 
 def _skip_unless_device(device):
-    if device == "cuda":
-        from minidl.backends.cuda import cuda_available
-
-        ok, reason = cuda_available()
-    else:
-        reason = emulator_skip_reason()
-        ok = reason is None
-    if not ok:
+    reason = skip_reason(device)
+    if reason:
         pytest.skip(f"{device} not available: {reason}")
 
 
