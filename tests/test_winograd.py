@@ -49,6 +49,21 @@ def test_one_dimensional_identity(tile):
 
 
 @pytest.mark.parametrize("tile", W.TILES)
+def test_weight_transform_is_g_g_gt_for_every_filter(tile):
+    # One GEMM over all filters must equal G g Gᵀ filter by filter, also for filters
+    # that are a strided view (every other input channel) rather than a whole array.
+    _, g_mat, _ = W.matrices(tile)
+    w = np.random.default_rng(2).standard_normal((3, 8, 3, 3))[:, ::2]
+    u = W.weight_transform(w, tile)
+    a = tile + 2
+    assert u.shape == (a * a, 3, 4)
+    for k in range(3):
+        for c in range(4):
+            want = g_mat @ w[k, c] @ g_mat.T
+            np.testing.assert_allclose(u[:, k, c].reshape(a, a), want, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("tile", W.TILES)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_equals_im2col_in_float64(tile, shape):
     x, w, gy, pad = _data(shape)

@@ -213,6 +213,14 @@ def use_winograd(device, channels, out_hw, kernel_hw, stride, padding, dilation)
 _KRONS = {}
 
 
+def _kron(mat):
+    """``np.kron(mat, mat)``, computed once per matrix (0.1 ms each: 7 ms per Gatys loss evaluation)."""
+    key = (mat.shape, mat.dtype.str, mat.tobytes())
+    if key not in _KRONS:
+        _KRONS[key] = np.kron(mat, mat)
+    return _KRONS[key]
+
+
 def transform(mat, z):
     """``out[p, q, ...] = Σ_ij mat[p, i] · z[i, j, ...] · mat[q, j]``, i.e. mat · z · matᵀ
     for every trailing index at once; returns an (r*r, ...) array, (p, q) flattened.
@@ -223,10 +231,7 @@ def transform(mat, z):
     """
     r, s = mat.shape
     rest = z.shape[2:]
-    key = (mat.shape, mat.dtype.str, mat.tobytes())
-    if key not in _KRONS:  # (np.kron costs 0.1 ms: 7 ms per Gatys loss evaluation)
-        _KRONS[key] = np.kron(mat, mat)
-    kron = _KRONS[key]
+    kron = _kron(mat)
     if z.flags.c_contiguous or z.ndim < 3:
         return (kron @ z.reshape(s * s, -1)).reshape(r * r, *rest)
     # A strided view (the overlapping input tiles) must be copied into a matrix
@@ -272,9 +277,17 @@ def _padded(x, padding, th, tw, tile):
 
 
 def weight_transform(w, tile):
-    """U[p, q] = G g Gᵀ for every (c_out, c_in) filter: (a*a, C_out, C_in)."""
+    """U[p, q] = G g Gᵀ for every (c_out, c_in) filter: (a*a, C_out, C_in).
+
+    Each filter's 9 numbers are one row of ``w.reshape(-1, 9)``, so ``kron(G, G)``
+    times that matrix's transpose transforms every filter in one GEMM.  BLAS reads
+    the transpose in place: no copy of ``w`` into (3, 3, C_out, C_in) order first,
+    which took a third of the time (512 -> 512 filters: 5.1 ms instead of 8.0).
+    """
     _, g, _ = matrices(tile, w.dtype)
-    return transform(g, w.transpose(2, 3, 0, 1))
+    c_out, c_in = w.shape[:2]
+    rows = np.ascontiguousarray(w).reshape(c_out * c_in, 9)
+    return (_kron(g) @ rows.T).reshape(-1, c_out, c_in)
 
 
 def conv2d(x, w, padding, tile=None):

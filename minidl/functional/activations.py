@@ -19,11 +19,12 @@ class _Relu(Function):
     # (threads.elementwise: on the cpu, a part of the array per core.)
     def forward(self, x):
         xp = array_module(x)
-        self.out = threads.elementwise(lambda v: xp.maximum(v, 0), x)
+        self.out = threads.elementwise(lambda v, out=None: xp.maximum(v, 0, out=out), x)
         return self.out
 
     def backward(self, g):
-        return threads.elementwise(lambda g, out: g * (out > 0), g, self.out)
+        xp = array_module(g)
+        return threads.elementwise(lambda g, y, out=None: xp.multiply(g, y > 0, out=out), g, self.out)
 
 
 class _LeakyRelu(Function):
