@@ -17,9 +17,6 @@ Models, weights and images live in their own modules (``minidl.models``,
 ``minidl.weights``, ``minidl.image``) so that ``import minidl`` stays quick.
 """
 
-# First, before NumPy loads its BLAS: let BLAS's idle threads sleep soon (see the module).
-from minidl import blas_spin  # noqa: F401  (isort: skip)
-
 import numpy as np
 
 from minidl import functional, nn, optim

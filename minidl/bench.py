@@ -34,13 +34,16 @@ SGEMM_SHAPE = (512, 4608, 1024)
 
 
 def measure_sgemm(repeats: int = 3) -> float:
-    """Best-of-``repeats`` float32 matmul throughput in GFLOP/s (arrays freed on return)."""
+    """Best-of-``repeats`` float32 matmul throughput in GFLOP/s (arrays freed on return),
+    multiplied as minidl's convolutions multiply: ``threads.matmul``, one part per core."""
+    from minidl.backends import threads
+
     m, k, n = SGEMM_SHAPE
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
-    a @ b  # warm-up: starts the BLAS threads
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    threads.matmul(a, b)  # warm-up: starts the threads
+    best = min(_timed(lambda: threads.matmul(a, b)) for _ in range(repeats))
     return 2 * m * k * n / best / 1e9
 
 
@@ -56,7 +59,7 @@ def bench_vgg16(size: int, backward: bool) -> dict:
     from minidl.models import vgg16
     from minidl.tensor import tensor
 
-    sgemm = measure_sgemm()  # also starts the BLAS threads before the baseline
+    sgemm = measure_sgemm()  # also starts the threads before the baseline
     baseline = peak_rss_mb()
     model = vgg16(weights=None)
     gflop = _conv_gflop(model, size) * (2 if backward else 1)  # + one conv2d_grad_input per conv

@@ -6,8 +6,8 @@ in ``backward``.  Broadcasting is handled once, in :func:`unbroadcast`: an input
 that was stretched to a larger shape in the forward pass receives the *sum* of
 the gradient over the stretched axes.
 
-Layering: this module imports :mod:`minidl.autograd` and :mod:`minidl.tensor`;
-neither of them imports it at load time (Tensor's operators look it up when
+Layering: this module imports :mod:`minidl.autograd` and :mod:`minidl.tensor`
+(and ``backends.threads`` for matrix products); neither of them imports it at load time (Tensor's operators look it up when
 first called).
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.autograd import Function, check_same_device
+from minidl.backends import threads
 from minidl.tensor import Tensor
 
 
@@ -171,11 +172,14 @@ def power(a, b):
 
 
 class MatMul(Function):
-    """Matrix product with numpy's rules: batched, broadcast, 1-D operands promoted."""
+    """Matrix product with numpy's rules: batched, broadcast, 1-D operands promoted.
+
+    (``threads.matmul`` is ``@``, with big products on the cpu split between cores.)
+    """
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a @ b
+        return threads.matmul(a, b)
 
     def backward(self, g):
         xp = array_module(g)
@@ -190,8 +194,8 @@ class MatMul(Function):
             g2 = xp.expand_dims(g2, -1)
         if a.ndim == 1:
             g2 = xp.expand_dims(g2, -2)
-        grad_a = g2 @ xp.swapaxes(b2, -1, -2)
-        grad_b = xp.swapaxes(a2, -1, -2) @ g2
+        grad_a = threads.matmul(g2, xp.swapaxes(b2, -1, -2))
+        grad_b = threads.matmul(xp.swapaxes(a2, -1, -2), g2)
         grad_a = unbroadcast(grad_a, a2.shape).reshape(a.shape)
         grad_b = unbroadcast(grad_b, b2.shape).reshape(b.shape)
         return grad_a, grad_b

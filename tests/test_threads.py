@@ -1,4 +1,5 @@
-"""backends/threads.py: loops split between threads give exactly the one-thread results.
+"""backends/threads.py: loops split between threads give exactly the one-thread results
+(matrix products: to rounding).
 
 The arrays in tests are small, so each test lowers ``MIN_BYTES`` to 0 and asks
 for 3 threads (more than this machine's 2 cores, and an odd count), so that
@@ -184,24 +185,106 @@ def test_relu_and_bias_split_equal_one_thread(monkeypatch):
         assert np.array_equal(a, b)
 
 
-# ------------------------------------------------- BLAS's spin (minidl/blas_spin.py)
+# ------------------------------------------------- matrix products (threads.matmul)
 
 
-def _timeout_after(code, env_value=None):
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    if env_value is not None:
-        env["OPENBLAS_THREAD_TIMEOUT"] = env_value
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return out.stdout.split()
+@pytest.fixture
+def split_products(split, monkeypatch):
+    """Split every product, however small, into 3 parts."""
+    monkeypatch.setattr(threads, "MIN_PRODUCT", 0)
 
 
-def test_import_minidl_first_shortens_blas_spin():
-    show = "import os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), minidl.blas_spin.SHORTENED)"
-    assert _timeout_after("import minidl; " + show) == ["14", "True"]
-    # NumPy first: its BLAS has read the environment already, so minidl leaves it
-    assert _timeout_after("import numpy, minidl; " + show) == ["None", "False"]
-    # the user's own setting stays
-    assert _timeout_after("import minidl; " + show, env_value="20") == ["20", "False"]
+def _operands(shape_a, shape_b, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(shape_a).astype(dtype), rng.standard_normal(shape_b).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape_a, shape_b",
+    [
+        ((40, 70), (70, 90)),  # wider than tall: columns per thread
+        ((90, 70), (70, 40)),  # taller than wide: rows per thread
+        ((5, 30, 70), (5, 70, 20)),  # a batch of 5 on 3 threads
+        ((2, 30, 70), (2, 70, 20)),  # a batch of 2: each product split instead
+        ((4, 30, 70), (70, 20)),  # a batch against one matrix, and the other way
+        ((30, 70), (4, 70, 20)),
+    ],
+    ids=str,
+)
+def test_matmul_equals_numpy(split_products, shape_a, shape_b, dtype):
+    # (to rounding: BLAS may use another kernel for a narrower part)
+    a, b = _operands(shape_a, shape_b, dtype)
+    tolerance = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(threads.matmul(a, b), np.matmul(a, b), rtol=tolerance, atol=tolerance)
+
+
+def test_matmul_reads_strided_operands_and_writes_into_a_view(split_products):
+    big, c = _operands((40, 140), (90, 70), np.float32)
+    a, b = big[:, ::2], c.T  # every other column; a transposed view
+    out = np.zeros((40, 100), dtype=np.float32)
+    result = threads.matmul(a, b, out[:, 5:95])  # rows of out lie 100 floats apart
+    assert result.base is out or result.base is out.base
+    np.testing.assert_allclose(out[:, 5:95], np.matmul(a, b), rtol=1e-6, atol=1e-5)
+    assert not out[:, :5].any() and not out[:, 95:].any()
+
+
+def test_matmul_leaves_small_and_other_shapes_to_numpy(split, monkeypatch):
+    calls = []
+    monkeypatch.setattr(threads, "for_each_part", lambda *args, **kw: calls.append(args))
+    a, b = _operands((8, 9), (9, 7), np.float64)  # under MIN_PRODUCT
+    assert np.array_equal(threads.matmul(a, b), a @ b)
+    monkeypatch.setattr(threads, "MIN_PRODUCT", 0)
+    a4, b4 = _operands((2, 2, 5, 7), (2, 2, 7, 3), np.float64)  # 4-D
+    assert np.array_equal(threads.matmul(a4, b4), a4 @ b4)
+    a3, b3 = _operands((1, 5, 7), (3, 7, 4), np.float64)  # batches that broadcast
+    assert np.array_equal(threads.matmul(a3, b3), a3 @ b3)
+    assert np.array_equal(threads.matmul(a, np.ones(9)), a @ np.ones(9))  # 1-D
+    assert calls == []
+
+
+def _in_fresh_python(code: str, **env) -> str:
+    environment = {**os.environ, **env}
+    out = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True,
+                         text=True, check=True, timeout=120)  # fmt: skip
+    return out.stdout.strip()
+
+
+BLAS_THREADS_AFTER_A_PRODUCT = """
+import numpy as np
+from threadpoolctl import threadpool_info
+from minidl.backends import threads
+threads.THREADS = 2
+a = np.ones((300, 300), dtype=np.float32)
+assert np.array_equal(threads.matmul(a, a), a @ a)
+print(threads._blas_single, [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+"""
+
+
+def test_after_a_split_product_blas_runs_each_call_on_one_thread():
+    assert _in_fresh_python(BLAS_THREADS_AFTER_A_PRODUCT) == "True [1]"
+
+
+def test_minidl_threads_1_leaves_blas_its_threads():
+    code = BLAS_THREADS_AFTER_A_PRODUCT.replace("threads.THREADS = 2", "")
+    assert _in_fresh_python(code, MINIDL_THREADS="1").startswith("False")
+
+
+def test_a_part_that_splits_again_runs_in_its_own_thread():
+    # A helper thread that split its part again would wait for a helper -- itself.
+    code = """
+import threading
+from minidl.backends import threads
+threads.THREADS, threads.MIN_BYTES = 2, 0
+seen = []
+def inner(start, stop):
+    seen.append(threading.current_thread().name)
+def outer(start, stop):
+    threads.for_each_part(inner, 4, nbytes=0)
+threads.for_each_part(outer, 2, nbytes=0)
+print(len(seen), sorted(set(n.split("_")[0] for n in seen)))
+"""
+    assert _in_fresh_python(code) == "3 ['MainThread', 'minidl-helper']"
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

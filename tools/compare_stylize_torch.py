@@ -31,7 +31,7 @@ if "--threads" in sys.argv:  # must happen before NumPy loads its BLAS
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MINIDL_THREADS"):
         os.environ[_var] = _n
 
-import minidl  # noqa: F401  (before NumPy: minidl/blas_spin.py sets BLAS's spin)
+import minidl  # noqa: F401
 
 # isort: split
 

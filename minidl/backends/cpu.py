@@ -207,7 +207,7 @@ class CpuBackend:
         w_mat = w.reshape(c_out, c * kh * kw)
         y = np.empty((n, c_out, ho * wo), dtype=np.result_type(x, w))
         for b, r0, r1, cols in _im2col_chunks(x, (kh, kw), (ho, wo), stride, padding, dilation):
-            np.matmul(w_mat, cols, out=y[b, :, r0 * wo : r1 * wo])
+            threads.matmul(w_mat, cols, y[b, :, r0 * wo : r1 * wo])
         return y.reshape(n, c_out, ho, wo)
 
     def conv2d_grad_input(self, gy, w, input_hw, stride, padding, dilation):
@@ -242,7 +242,7 @@ class CpuBackend:
         gy_mat = gy.reshape(n, c_out, ho * wo)
 
         def columns(b, r0, r1):
-            return w_mat_t @ gy_mat[b, :, r0 * wo : r1 * wo]
+            return threads.matmul(w_mat_t, gy_mat[b, :, r0 * wo : r1 * wo])
 
         return _col2im_chunks(columns, n, c, np.result_type(gy, w), input_hw, (kh, kw),
                                    (ho, wo), stride, padding, dilation)  # fmt: skip
@@ -257,7 +257,7 @@ class CpuBackend:
         gy_mat = gy.reshape(n, c_out, ho * wo)
         gw = np.zeros((c_out, c * kh * kw), dtype=np.result_type(x, gy))
         for b, r0, r1, cols in _im2col_chunks(x, kernel_hw, (ho, wo), stride, padding, dilation):
-            gw += gy_mat[b, :, r0 * wo : r1 * wo] @ cols.T
+            gw += threads.matmul(gy_mat[b, :, r0 * wo : r1 * wo], cols.T)
         return gw.reshape(c_out, c, kh, kw)
 
     @staticmethod
@@ -414,7 +414,7 @@ class CpuBackend:
         """G[n] = F Fᵀ / (C·H·W) with F = x[n] as a (C, H·W) matrix."""
         n, c, h, wd = x.shape
         f = x.reshape(n, c, h * wd)
-        return f @ f.transpose(0, 2, 1) / (c * h * wd)
+        return threads.matmul(f, f.transpose(0, 2, 1)) / (c * h * wd)
 
     def gram_grad(self, g_gram, x):
         """d(loss)/dx = (gG + gGᵀ) F / (C·H·W), reshaped like x."""
@@ -422,4 +422,4 @@ class CpuBackend:
         f = x.reshape(n, c, h * wd)
         # Scale the small (C, C) matrix, not the (C, H·W) product: one pass less over x's size.
         g_sym = (g_gram + g_gram.transpose(0, 2, 1)) / (c * h * wd)
-        return (g_sym @ f).reshape(x.shape)
+        return threads.matmul(g_sym, f).reshape(x.shape)

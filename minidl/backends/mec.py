@@ -122,9 +122,9 @@ def conv2d(x, w, padding, dilation):
             cols = shifted_columns(flat, r0 * wp, cols, kw, dw)
             y_flat = acc_buffer[: c_out * size].reshape(c_out, size)
             product = product_buffer[: c_out * size].reshape(c_out, size)
-            np.matmul(w_row[0], cols[:, :size], out=y_flat)
+            threads.matmul(w_row[0], cols[:, :size], y_flat)
             for i in range(1, kh):
                 shift = i * dh * wp  # kernel row i: the same columns, i*dh image rows on
-                threads.add(y_flat, np.matmul(w_row[i], cols[:, shift : shift + size], out=product))
+                threads.add(y_flat, threads.matmul(w_row[i], cols[:, shift : shift + size], product))
             threads.copy(y[b, :, r0:r1], y_flat.reshape(c_out, r1 - r0, wp)[:, :, :wo])
     return y

@@ -233,7 +233,7 @@ def transform(mat, z):
     rest = z.shape[2:]
     kron = _kron(mat)
     if z.flags.c_contiguous or z.ndim < 3:
-        return (kron @ z.reshape(s * s, -1)).reshape(r * r, *rest)
+        return threads.matmul(kron, z.reshape(s * s, -1)).reshape(r * r, *rest)
     # A strided view (the overlapping input tiles) must be copied into a matrix
     # first: a share of axis 2 (channels) at a time, so that the copy stays small.
     out = np.empty((r * r, *rest), dtype=np.result_type(kron, z))
@@ -241,7 +241,7 @@ def transform(mat, z):
     for c0 in range(0, rest[0], step):
         part = threads.contiguous(z[:, :, c0 : c0 + step], axis=2)
         # (out[:, c0:c1] flattened is a view: its rows lie one channel block apart)
-        np.matmul(kron, part.reshape(s * s, -1), out=out[:, c0 : c0 + step].reshape(r * r, -1))
+        threads.matmul(kron, part.reshape(s * s, -1), out[:, c0 : c0 + step].reshape(r * r, -1))
     return out
 
 
@@ -287,7 +287,7 @@ def weight_transform(w, tile):
     _, g, _ = matrices(tile, w.dtype)
     c_out, c_in = w.shape[:2]
     rows = np.ascontiguousarray(w).reshape(c_out * c_in, 9)
-    return (_kron(g) @ rows.T).reshape(-1, c_out, c_in)
+    return threads.matmul(_kron(g), rows.T).reshape(-1, c_out, c_in)
 
 
 def conv2d(x, w, padding, tile=None):
@@ -315,7 +315,7 @@ def conv2d(x, w, padding, tile=None):
             for k0 in range(0, c_out, step):
                 k1 = min(k0 + step, c_out)
                 u_k = u if u is not None else weight_transform(w[k0:k1], tile)
-                m = np.matmul(u_k, v)  # (a*a, k1 - k0, tiles): the batch of GEMMs
+                m = threads.matmul(u_k, v)  # (a*a, k1 - k0, tiles): the batch of GEMMs
                 if k1 == c_out:
                     del v  # (so that at most two band-sized buffers are alive at once)
                 out = transform(at, m.reshape(a, a, -1))  # (m*m, (k1 - k0) * tiles)
@@ -378,6 +378,6 @@ def conv2d_grad_weight(x, gy, padding, tile=None):
             # gY[i, j, k, r, t] = gy of output pixel ((r0 + r)*m + i, t*m + j)
             g_tiles = gyp[:, r0 * tile : r1 * tile].reshape(c_out, r1 - r0, tile, tw, tile)
             g_m = transform(at.T, g_tiles.transpose(2, 4, 0, 1, 3)).reshape(a * a, c_out, -1)
-            du += np.matmul(g_m, v.transpose(0, 2, 1))
+            du += threads.matmul(g_m, v.transpose(0, 2, 1))
     gw = transform(g.T, du.reshape(a, a, c_out, c))  # (9, C_out, C_in)
     return np.ascontiguousarray(gw.reshape(3, 3, c_out, c).transpose(2, 3, 0, 1))

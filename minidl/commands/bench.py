@@ -162,8 +162,8 @@ def run_compare_torch(args) -> int:
     if device == "cpu":
         setting = (
             f"PyTorch used {t['torch_threads']} threads.  Both run with minidl's\n"
-            "malloc settings (minidl/allocator.py), which hold for the whole process; the\n"
-            "short BLAS spin (minidl/blas_spin.py) acts on NumPy's OpenBLAS, not on PyTorch.\n"
+            "malloc settings (minidl/allocator.py), which hold for the whole process;\n"
+            "one BLAS thread per call (threads.matmul) holds for NumPy's BLAS, not PyTorch's.\n"
             "MB: peak resident memory growth of one pass in a fresh process (weights included).\n"
         )
     else:

@@ -43,10 +43,9 @@ def check_cpu() -> tuple[bool, str]:
     from minidl.backends import threads
 
     # What makes the cpu fast (README, "Convolution algorithms"), and whether it is on.
-    spin = "short" if minidl.blas_spin.SHORTENED else "OpenBLAS's default"
     memory = "kept for reuse" if minidl.KEEPS_FREED_MEMORY else "glibc's default"
-    return True, (f"NumPy {np.__version__}; copies on {threads.THREADS} thread(s); "
-                  f"BLAS spin {spin}; freed memory {memory}")  # fmt: skip
+    return True, (f"NumPy {np.__version__}; copies and matrix products on {threads.THREADS} "
+                  f"thread(s); freed memory {memory}")  # fmt: skip
 
 
 def check_cuda() -> tuple[bool, str]:
