@@ -122,12 +122,19 @@ def _timing_backend_ops():
     groups = {"conv2d": "conv", "conv2d_grad_input": "conv",
               "max_pool2d": "pool", "max_pool2d_grad": "pool"}  # fmt: skip
 
+    active = []  # the timed call running now (conv2d_grad_input may call conv2d: count it once)
+
     def timed(method, part):
         def call(*args):
+            if active:
+                return method(*args)
+            active.append(part)
             start = time.perf_counter()
-            result = method(*args)
-            parts[part] += time.perf_counter() - start
-            return result
+            try:
+                return method(*args)
+            finally:
+                parts[part] += time.perf_counter() - start
+                active.pop()
 
         return call
 
