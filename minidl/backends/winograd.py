@@ -89,7 +89,11 @@ ALGORITHMS = ("im2col", "winograd", "mec", "auto")
 #: interleaved runs: 0.93x MEC for 64 -> 64 at 256 px, 0.79x for 64 -> 128 at
 #: 128 px), but lowering the rule to 64 channels gained only 0-4.5% in the network
 #: (Gatys loss 1.00x, VGG16 at 224 / 512 px 0.97x / 0.96x) and raised VGG16's peak
-#: at 512 px from 491 to 506 MB, so the rule stays at 128.
+#: at 512 px from 491 to 506 MB, so the rule stays at 128.  Rechecked with the
+#: products split by ``threads.matmul`` (one process, taking turns, median of 10):
+#: 64 channels 4-6% faster (VGG16 at 224 px, Gatys loss at 256 px), but the Gatys
+#: loss's peak rose from 252 to 309 MB; with 8 MB bands (WORKSPACE_BYTES) the peak
+#: stayed and the gain went (0-1.4%).  128 stays.
 #: cuda (one H200, batch 1, `minidl bench --compare-torch --device cuda`, wall time of
 #: the VGG16 input gradient, best of 10, with the double-buffered gemm.cu): at 512 px
 #: 9.0 ms with this rule vs 26.6 ms with im2col everywhere; at 224 px (block4/5 under
