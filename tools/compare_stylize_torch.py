@@ -14,8 +14,8 @@ Starry Night in both frameworks with the default loss of ``minidl stylize``
 * minidl's own profile of one evaluation (``--profile``): where the time goes.
 
 ``--threads N`` gives both frameworks N threads (NumPy's BLAS through
-OPENBLAS_NUM_THREADS, set before NumPy is imported, and minidl's copy threads
-through MINIDL_THREADS; PyTorch through ``torch.set_num_threads``).  On a busy
+OPENBLAS_NUM_THREADS, set before NumPy is imported, and minidl's own split copies
+and products through MINIDL_THREADS; PyTorch through ``torch.set_num_threads``).  On a busy
 machine one thread each is steadier.
 
 Needs ``pip install torch``; not imported by the library.
