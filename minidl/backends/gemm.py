@@ -154,13 +154,7 @@ def _gemm_split_k(compiled, xp, c: Matrix, a: Matrix, b: Matrix, alpha, beta, sl
     if whole < slices:  # the shorter last slice
         last = dataclasses.replace(parts, offset=whole * m * n)
         _launch_sgemm(compiled, last, k_rest(a, a_cols), k_rest(b, b_cols), 1.0, 0.0, 1)
-    out = _view(xp, c, 1)[0]
-    total = partial.sum(axis=0)
-    if alpha != 1.0:
-        total *= np.float32(alpha)
-    if beta != 0.0:  # BLAS convention: with beta == 0, C is not read
-        total += np.float32(beta) * out
-    out[...] = total
+    _store(_view(xp, c, 1)[0], partial.sum(axis=0), alpha, beta)
 
 
 def _view(xp, x: Matrix, batch: int):
@@ -175,8 +169,12 @@ def _view(xp, x: Matrix, batch: int):
 
 def _gemm_xp(xp, c: Matrix, a: Matrix, b: Matrix, alpha, beta, batch) -> None:
     """The same product with ``xp.matmul`` (cuBLAS / NumPy's BLAS) on strided views."""
-    out = _view(xp, c, batch)
-    product = xp.matmul(_view(xp, a, batch), _view(xp, b, batch))
+    _store(_view(xp, c, batch), xp.matmul(_view(xp, a, batch), _view(xp, b, batch)), alpha, beta)
+
+
+def _store(out, product, alpha, beta) -> None:
+    """out = alpha·product + beta·out, in place (BLAS convention: with beta == 0, out
+    is not read, so garbage or NaN in it does not leak into the result)."""
     if alpha != 1.0:
         product *= np.float32(alpha)
     if beta != 0.0:
