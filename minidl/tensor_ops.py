@@ -7,8 +7,8 @@ that was stretched to a larger shape in the forward pass receives the *sum* of
 the gradient over the stretched axes.
 
 Layering: this module imports :mod:`minidl.autograd` and :mod:`minidl.tensor`
-(and ``backends.threads`` for matrix products); neither of them imports it at load time (Tensor's operators look it up when
-first called).
+(and ``backends.threads`` for matrix products); neither of them imports it at
+load time (Tensor's operators look it up when first called).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ Starry Night in both frameworks with the default loss of ``minidl stylize``
 
 ``--threads N`` gives both frameworks N threads (NumPy's BLAS through
 OPENBLAS_NUM_THREADS, set before NumPy is imported, and minidl's own split copies
-and products through MINIDL_THREADS; PyTorch through ``torch.set_num_threads``).  On a busy
-machine one thread each is steadier.
+and products through MINIDL_THREADS; PyTorch through ``torch.set_num_threads``).
+On a busy machine one thread each is steadier.
 
 Needs ``pip install torch``; not imported by the library.
 """
