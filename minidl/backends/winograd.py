@@ -74,26 +74,17 @@ ALGORITHMS = ("im2col", "winograd", "mec", "auto")
 #: cuda-emu (2 cores): Winograd is 3-4x faster from 32x32 pixels on (64 -> 64
 #: channels at 64 px, forward + input gradient: 1.3 s vs 5.6 s of CPU time; a tie
 #: at 16 px with 256 channels).
-#: cpu (2 cores, ms forward / input gradient, im2col vs Winograd, VGG16's layers
-#: at 256 px, best of 3 on a busy machine): 128 -> 128 at 128 px 52 / 67 vs 44 / 45;
-#: 256 -> 256 at 64 px 35 / 40 vs 24 / 26; 64 -> 128 at 128 px 23 / 24 vs 22 / 27
-#: (a tie); 512 -> 512 at 32 px 33 / 35 vs 26 / 39 (a tie); 64 -> 64 at 256 px
-#: 48 / 81 vs 59 / 78; 3 -> 64 at 256 px 3 / 4 vs 24 / 35.  On cpu the tile
-#: transforms are single-threaded NumPy copies, so it takes wide layers to win.
-#: The pixel threshold, measured in the network (2 cores, best of 12, the Gatys
-#: loss + gradient at 256 px, whose block4 is 32 px): 48x48 511 ms, 32x32 489 ms;
-#: VGG16 at 224 px (block4 at 28 px): 48x48 462 ms, 24x24 495 ms.  (Building U
-#: a slice of channels at a time, see FILTER_BYTES, is what made 32x32 pay.)
-#: With the copies split between threads (``threads.py``), Winograd also beats MEC
-#: on the 64-channel layers in isolation (forward + input gradient, median of 24
-#: interleaved runs: 0.93x MEC for 64 -> 64 at 256 px, 0.79x for 64 -> 128 at
-#: 128 px), but lowering the rule to 64 channels gained only 0-4.5% in the network
-#: (Gatys loss 1.00x, VGG16 at 224 / 512 px 0.97x / 0.96x) and raised VGG16's peak
-#: at 512 px from 491 to 506 MB, so the rule stays at 128.  Rechecked with the
-#: products split by ``threads.matmul`` (one process, taking turns, median of 10):
-#: 64 channels 4-6% faster (VGG16 at 224 px, Gatys loss at 256 px), but the Gatys
-#: loss's peak rose from 252 to 309 MB; with 8 MB bands (WORKSPACE_BYTES) the peak
-#: stayed and the gain went (0-1.4%).  128 stays.
+#: cpu (2 cores; one process, the rules taking turns, median of 10-16 turns):
+#: from 64 channels instead of 128, the Gatys loss at 256 px takes 0.93-0.96 of
+#: the time, VGG16's input gradient 0.94-0.97 at 224 px and 0.93 at 512 px.  The
+#: 64-channel layers in isolation, forward / input gradient in ms: 64 -> 64 at
+#: 256 px 26 / 26 against MEC's 32 / 32 and im2col's 34 / 34; 64 -> 128 at 128 px
+#: 11 / 13 against 15 / 16.  With 3 channels (VGG16's first layer) the transforms
+#: cost 8x what Winograd saves (24 vs 3 ms).  The pixel threshold, measured in the
+#: network (Gatys loss at 256 px, whose block4 is 32 px, best of 12): 48x48 511
+#: ms, 32x32 489 ms; VGG16 at 224 px (block4 at 28 px): 48x48 462 ms, 24x24 495.
+#: (Before ``threads.matmul`` split the products between the cores, Winograd's
+#: many small products made 64 channels a tie and the rule was 128.)
 #: cuda (one H200, batch 1, `minidl bench --compare-torch --device cuda`, wall time of
 #: the VGG16 input gradient, best of 10, with the double-buffered gemm.cu): at 512 px
 #: 9.0 ms with this rule vs 26.6 ms with im2col everywhere; at 224 px (block4/5 under
@@ -103,17 +94,17 @@ ALGORITHMS = ("im2col", "winograd", "mec", "auto")
 #: 10 each, ms): VGG16 at 224 px 7.2-11.6 vs 9.9-10.4, at 512 px 9.7-14.5 vs 9.0-11.5;
 #: Gatys loss at 256 px 11.1-11.9 vs 11.0-11.7, at 512 px 12.9-13.0 vs 13.9-17.1: no
 #: clear winner on a host-bound GPU, so the rule stays the cpu's 32x32.
-AUTO_RULES = {"cpu": (128, 32 * 32), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 * 32)}
+AUTO_RULES = {"cpu": (64, 32 * 32), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 * 32)}
 
 #: Largest transformed-tile buffer (V or M) built at once, in bytes; bigger
-#: convolutions are done a band of tile rows at a time, as im2col is.  Large on
-#: purpose: each band costs 36 BLAS calls, and every call wakes BLAS's threads.
-#: Measured here (VGG16 at 224 px, forward+backward, 2 threads, a busy machine):
-#: 2 MB bands 17.6 s, 16 MB 5.7 s, 64 MB 4.8 s (im2col 5.2 s).  With the copies
-#: split between threads (``threads.py``), 32 MB costs nothing against 64 MB
-#: (median ratio 0.99-1.0, VGG16 at 512 px and the Gatys loss at 256 px) and
-#: takes 2 x 32 MB off VGG16's memory peak at 512 px (V and M of block2_conv2).
-WORKSPACE_BYTES = 32 * 2**20
+#: convolutions are done a band of tile rows at a time, as im2col is.  Each band
+#: costs 36 products per slice of filters, so bands must not be tiny (2 MB bands
+#: once made VGG16 3x slower).  With the 64-channel rule above, 8 MB bands are as
+#: fast as 32 MB ones (the Gatys loss at 256 px, median of 10 turns: 0.93 vs 0.94
+#: of the old rule's time) and lower the peaks (resident, weights included, old
+#: rule and 32 MB -> this rule and 8 MB): the Gatys loss at 256 px 285 -> 279 MB,
+#: at 512 px 703 -> 650 MB; VGG16 at 512 px 526 -> 506 MB.
+WORKSPACE_BYTES = 8 * 2**20
 
 #: Largest slice of transformed filters U built at once, in bytes.  U is 4x the
 #: size of the filters (36 numbers per 3x3 filter): 38 MB for VGG16's 512 -> 512
