@@ -161,7 +161,11 @@ def test_fold_and_pooling_split_equal_one_thread(monkeypatch):
         cols = cpu.im2col(x, (3, 2), (2, 1), (1, 0), (1, 1))
         folded = cpu.col2im(cols, (8, 9), (3, 2), (2, 1), (1, 0), (1, 1))
         pooled, where = cpu.max_pool2d(x, (3, 3), (2, 2), (1, 1))
-        return cols, folded, pooled, where
+        # the gradient where windows overlap (bincount) and where they do not (writes)
+        overlapping = cpu.max_pool2d_grad(pooled, where, (8, 9), (3, 3), (2, 2), (1, 1))
+        apart, switches = cpu.max_pool2d(x, (2, 2), (2, 2), (0, 0))
+        disjoint = cpu.max_pool2d_grad(apart, switches, (8, 9), (2, 2), (2, 2), (0, 0))
+        return cols, folded, pooled, where, overlapping, disjoint
 
     single, split_up = _results(run, monkeypatch)
     for a, b in zip(single, split_up):

@@ -232,11 +232,10 @@ class CpuBackend:
         )
         ph, pw = padding
         full = stride == (1, 1) and dilation == (1, 1) and ph < kh and pw < kw
-        if full and (
-            winograd.use_winograd(self.name, min(c, c_out), input_hw, (kh, kw), stride, padding, dilation)
-            or mec.use_mec(c_out, c, stride)
-            or (c >= c_out and input_hw[0] * input_hw[1] >= 8 * c_out)
-        ):  # (conv2d below then picks Winograd or MEC by the same rules)
+        if full and winograd.use_winograd(self.name, min(c, c_out), input_hw, (kh, kw), stride, padding, dilation):
+            return winograd.conv2d_grad_input(gy, w, input_hw, padding)
+        if full and (mec.use_mec(c_out, c, stride) or (c >= c_out and input_hw[0] * input_hw[1] >= 8 * c_out)):
+            # (conv2d below then picks MEC by the same rule)
             return self.conv2d(gy, winograd.adjoint_filters(w), (1, 1), (kh - 1 - ph, kw - 1 - pw), (1, 1))
         w_mat_t = w.reshape(c_out, c * kh * kw).T
         gy_mat = gy.reshape(n, c_out, ho * wo)
@@ -347,23 +346,33 @@ class CpuBackend:
         return best, start.astype(index) + step[which]
 
     def max_pool2d_grad(self, gy, indices, input_hw, kernel, stride, padding):
-        """Add each gy at its switch in a zero (N, C, H, W) array (windows may share a switch).
+        """Add each gy at its switch in a zero (N, C, H, W) array.
 
-        Per (n, c) plane, ``np.bincount(indices, weights=gy)`` sums the values that land
-        on each position: a fast scatter-add (``np.add.at`` is slow before NumPy 1.25).
-        One plane at a time keeps bincount's float64 result small and in cache.
-        The switches say everything, so the window geometry is not needed here.
+        Where windows do not overlap (stride >= kernel, as VGG16's 2x2 pools of
+        stride 2), each input pixel is the switch of at most one window, so adding
+        is writing: one fancy-index assignment per share of the planes.  Windows
+        that overlap may share a switch, whose values must add up: per (n, c)
+        plane, ``np.bincount(indices, weights=gy)`` sums the values that land on
+        each position (``np.add.at`` would too, 2-3x slower here).  The threads of
+        ``backends/threads.py`` take a share of the planes each.
         """
         n, c = gy.shape[:2]
         h, wd = input_hw
-        gx = np.empty((n, c, h, wd), dtype=gy.dtype)
-        for b in range(n):
-            for ch in range(c):
-                plane = np.bincount(
-                    indices[b, ch].ravel(), weights=gy[b, ch].ravel(), minlength=h * wd
-                )
-                gx[b, ch] = plane.reshape(h, wd)
-        return gx
+        planes = n * c
+        gx = np.zeros((planes, h * wd), dtype=gy.dtype)
+        switches, values = indices.reshape(planes, -1), gy.reshape(planes, -1)
+        overlapping = stride[0] < kernel[0] or stride[1] < kernel[1]
+
+        def scatter(p0, p1):  # planes p0..p1
+            if overlapping:
+                for p in range(p0, p1):
+                    gx[p] = np.bincount(switches[p], weights=values[p], minlength=h * wd)
+            else:  # each switch as a flat index into gx[p0:p1]
+                flat = switches[p0:p1] + np.arange(p1 - p0)[:, None] * (h * wd)
+                gx[p0:p1].reshape(-1)[flat] = values[p0:p1]
+
+        threads.for_each_part(scatter, planes, gy.nbytes)
+        return gx.reshape(n, c, h, wd)
 
     def max_unpool2d(self, x, indices, output_hw):
         """Write each x at its index in a zero (N, C, *output_hw) array."""
