@@ -64,6 +64,16 @@ def test_weight_transform_is_g_g_gt_for_every_filter(tile):
 
 
 @pytest.mark.parametrize("tile", W.TILES)
+def test_weight_transform_of_the_adjoint_filters_without_making_them(tile):
+    # adjoint=True (reversed columns of kron(G, G), a transposed view) must equal
+    # transforming the rotated, channel-swapped filters themselves.
+    w = np.random.default_rng(5).standard_normal((3, 10, 3, 3))[:, ::2]
+    u = W.weight_transform(w, tile, adjoint=True)
+    assert u.shape == ((tile + 2) ** 2, 5, 3)
+    np.testing.assert_allclose(u, W.weight_transform(W.adjoint_filters(w), tile), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("tile", W.TILES)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_equals_im2col_in_float64(tile, shape):
     x, w, gy, pad = _data(shape)
@@ -92,12 +102,15 @@ def test_bands_of_tiles_add_up(monkeypatch, budget):
 
 def test_slices_of_output_channels_add_up(monkeypatch):
     # A tiny filter budget builds U one output channel at a time (and per band, per
-    # image): the same numbers as all of U at once.
-    x, w, _, pad = _data((2, 3, 5, 13, 10, 1))
-    whole = W.conv2d(x, w, pad)
+    # image): the same numbers as all of U at once.  The input gradient's output
+    # channels are w's input channels (its U slices are w[:, k0:k1]).
+    x, w, gy, pad = _data((2, 3, 5, 13, 10, 1))
+    hw = x.shape[2:]
+    whole = W.conv2d(x, w, pad), W.conv2d_grad_input(gy, w, hw, pad)
     monkeypatch.setattr(W, "FILTER_BYTES", 1)
     monkeypatch.setattr(W, "WORKSPACE_BYTES", 1)
-    np.testing.assert_allclose(W.conv2d(x, w, pad), whole, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(W.conv2d(x, w, pad), whole[0], rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(W.conv2d_grad_input(gy, w, hw, pad), whole[1], rtol=1e-13, atol=1e-13)
 
 
 def _float32_error(tile):
@@ -163,7 +176,7 @@ def test_conv_algorithm_sets_minidl_conv_for_a_block_and_restores_it(monkeypatch
 
 
 def test_cpu_input_gradient_under_winograd_is_the_numpy_winograd_one():
-    # The cpu backend takes it as conv2d with the adjoint filters: the same bits.
+    # The cpu backend hands it to winograd.conv2d_grad_input: the same bits.
     x, w, gy, pad = _data((1, 6, 5, 9, 11, 1), np.float32)
     with W.conv_algorithm("winograd"):
         got = CPU.conv2d_grad_input(gy, w, x.shape[2:], ONE, pad, ONE)
