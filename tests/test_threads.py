@@ -223,6 +223,16 @@ def test_matmul_equals_numpy(split_products, shape_a, shape_b, dtype):
     np.testing.assert_allclose(threads.matmul(a, b), np.matmul(a, b), rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gram_equals_numpy_and_is_symmetric(split_products, dtype):
+    # a batch of 2, each one's 200 columns cut into 3 shares whose products add up
+    f = _operands((2, 7, 200), (1, 1), dtype)[0]
+    tolerance = 1e-5 if dtype == np.float32 else 1e-13  # (sums of 200 terms near 200)
+    got = threads.gram(f)
+    np.testing.assert_allclose(got, f @ f.transpose(0, 2, 1), rtol=tolerance, atol=tolerance)
+    assert np.array_equal(got, got.transpose(0, 2, 1))
+
+
 def test_matmul_reads_strided_operands_and_writes_into_a_view(split_products):
     big, c = _operands((40, 140), (90, 70), np.float32)
     a, b = big[:, ::2], c.T  # every other column; a transposed view

@@ -201,6 +201,43 @@ def matmul(a, b, out=None):
     return out
 
 
+def gram(f):
+    """``f @ fᵀ`` for each (C, P) matrix of a batch ``f`` (N, C, P), a share of the
+    P columns per thread.
+
+    A share of f's columns times its own transpose is still a matrix times its
+    transpose, which BLAS computes as one (SYRK: it knows the result is
+    symmetric, and does half the multiplications); each thread reads only its
+    share of f, and the partial products are added up.  :func:`matmul` would cut
+    the result into columns instead: each thread would read all of f, and lose
+    SYRK.  Measured (2 cores, ms, the Gram matrices of the Gatys loss at 256 px,
+    five style layers, two runs): 13.0 and 14.3 by columns of the result, 9.6 and 11.2 so.
+    """
+    n, c, p = f.shape
+    if not isinstance(f, np.ndarray) or THREADS == 1 or n * c * c * p < MIN_PRODUCT:
+        return f @ f.transpose(0, 2, 1)
+    _blas_on_one_thread()
+    out = np.empty((n, c, c), dtype=f.dtype)
+    for k in range(n):
+        _gram_by_shares(f[k], out[k])
+    return out
+
+
+def _gram_by_shares(f, out) -> None:
+    """``out[...] = f @ fᵀ`` for one (C, P) matrix f, a share of its columns per thread."""
+    partial = {}
+
+    def work(start, stop):  # columns start..stop
+        share = f[:, start:stop]
+        partial[start] = share @ share.T
+
+    for_each_part(work, f.shape[1], nbytes=MIN_BYTES)
+    first, *rest = (partial[start] for start in sorted(partial))  # the same order every time
+    np.copyto(out, first)
+    for product in rest:
+        out += product
+
+
 def _splittable(a, b) -> bool:
     """2-D or 3-D operands (a 3-D batch against a matrix, or two equal batches), and
     a product big enough to be worth the threads."""
