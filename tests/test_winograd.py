@@ -4,6 +4,7 @@ kernels/winograd.cu on cuda-emu against the NumPy version."""
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -98,6 +99,21 @@ def test_bands_of_tiles_add_up(monkeypatch, budget):
     monkeypatch.setattr(W, budget, 1)
     np.testing.assert_allclose(W.conv2d(x, w, pad), whole[0], rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(W.conv2d_grad_weight(x, gy, pad), whole[1], rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("padding", [(0, 0), (1, 1), (2, 1), (1, 2)])
+def test_padded_image_has_a_zero_frame_even_in_reused_memory(monkeypatch, padding):
+    # _padded zeroes only the frame around x: memory that held other values
+    # (NaN here) must not show through anywhere.
+    x = np.arange(2 * 5 * 7, dtype=np.float64).reshape(2, 5, 7) + 1
+    (ph, pw), tile = padding, 4
+    th, tw = math.ceil((5 + 2 * ph - 2) / tile), math.ceil((7 + 2 * pw - 2) / tile)
+    monkeypatch.setattr(np, "empty", lambda shape, dtype=float: np.full(shape, np.nan, dtype))
+    got = W._padded(x, padding, th, tw, tile)
+    want = np.zeros((2, th * tile + 2, tw * tile + 2))
+    hh, ww = min(5, want.shape[1] - ph), min(7, want.shape[2] - pw)
+    want[:, ph : ph + hh, pw : pw + ww] = x[:, :hh, :ww]
+    np.testing.assert_array_equal(got, want)
 
 
 def test_slices_of_output_channels_add_up(monkeypatch):

@@ -359,15 +359,16 @@ class CpuBackend:
         n, c = gy.shape[:2]
         h, wd = input_hw
         planes = n * c
-        gx = np.zeros((planes, h * wd), dtype=gy.dtype)
+        gx = np.empty((planes, h * wd), dtype=gy.dtype)
         switches, values = indices.reshape(planes, -1), gy.reshape(planes, -1)
         overlapping = stride[0] < kernel[0] or stride[1] < kernel[1]
 
         def scatter(p0, p1):  # planes p0..p1
-            if overlapping:
+            if overlapping:  # (bincount writes whole planes)
                 for p in range(p0, p1):
                     gx[p] = np.bincount(switches[p], weights=values[p], minlength=h * wd)
             else:  # each switch as a flat index into gx[p0:p1]
+                gx[p0:p1] = 0  # (here, not by np.zeros: on every core, and still in cache after)
                 flat = switches[p0:p1] + np.arange(p1 - p0)[:, None] * (h * wd)
                 gx[p0:p1].reshape(-1)[flat] = values[p0:p1]
 
@@ -422,8 +423,7 @@ class CpuBackend:
     def gram(self, x):
         """G[n] = F Fᵀ / (C·H·W) with F = x[n] as a (C, H·W) matrix."""
         n, c, h, wd = x.shape
-        f = x.reshape(n, c, h * wd)
-        return threads.matmul(f, f.transpose(0, 2, 1)) / (c * h * wd)
+        return threads.gram(x.reshape(n, c, h * wd)) / (c * h * wd)
 
     def gram_grad(self, g_gram, x):
         """d(loss)/dx = (gG + gGᵀ) F / (C·H·W), reshaped like x."""
