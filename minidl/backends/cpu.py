@@ -353,7 +353,7 @@ class CpuBackend:
         is writing: one fancy-index assignment per share of the planes.  Windows
         that overlap may share a switch, whose values must add up: per (n, c)
         plane, ``np.bincount(indices, weights=gy)`` sums the values that land on
-        each position (``np.add.at`` would too, 2-3x slower here).  The threads of
+        each position (``np.add.at`` would too, up to 1.8x slower here).  The threads of
         ``backends/threads.py`` take a share of the planes each.
         """
         n, c = gy.shape[:2]

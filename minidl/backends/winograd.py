@@ -82,10 +82,12 @@ ALGORITHMS = ("im2col", "winograd", "mec", "auto")
 #: 256 px 26 / 26 against MEC's 32 / 32 and im2col's 34 / 34; 64 -> 128 at 128 px
 #: 11 / 13 against 15 / 16.  With 3 channels (VGG16's first layer) the transforms
 #: cost 8x what Winograd saves (24 vs 3 ms).  The pixel threshold, measured in the
-#: network (Gatys loss at 256 px, whose block4 is 32 px, best of 12): 48x48 511
-#: ms, 32x32 489 ms; VGG16 at 224 px (block4 at 28 px): 48x48 462 ms, 24x24 495.
-#: (Before ``threads.matmul`` split the products between the cores, Winograd's
-#: many small products made 64 channels a tie and the rule was 128.)
+#: network: VGG16 at 224 px, whose block4 is 28 px, takes 0.96 of the time with
+#: 28x28 as with 32x32 (two runs, medians of 12-14 turns), and 0.97-1.04 with
+#: 20x20 (block5, 14 px, then too: 512 -> 512 at 14 px, forward / input gradient,
+#: 9.9 / 11.1 ms against im2col's 6.3 / 6.7).  (Before ``threads.matmul`` split
+#: the products between the cores, Winograd's many small products made 64
+#: channels a tie and the rule was 128 channels, 32x32 pixels.)
 #: cuda (one H200, batch 1, `minidl bench --compare-torch --device cuda`, wall time of
 #: the VGG16 input gradient, best of 10, with the double-buffered gemm.cu): at 512 px
 #: 9.0 ms with this rule vs 26.6 ms with im2col everywhere; at 224 px (block4/5 under
@@ -94,8 +96,8 @@ ALGORITHMS = ("im2col", "winograd", "mec", "auto")
 #: 1.34 ms (cuDNN 0.46).  A 64x64 threshold instead (three interleaved rounds, best of
 #: 10 each, ms): VGG16 at 224 px 7.2-11.6 vs 9.9-10.4, at 512 px 9.7-14.5 vs 9.0-11.5;
 #: Gatys loss at 256 px 11.1-11.9 vs 11.0-11.7, at 512 px 12.9-13.0 vs 13.9-17.1: no
-#: clear winner on a host-bound GPU, so the rule stays the cpu's 32x32.
-AUTO_RULES = {"cpu": (64, 32 * 32), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 * 32)}
+#: clear winner on a host-bound GPU, so the rule stays 32x32.
+AUTO_RULES = {"cpu": (64, 28 * 28), "cuda": (16, 32 * 32), "cuda-emu": (16, 32 * 32)}
 
 #: Largest transformed-tile buffer (V or M) built at once, in bytes; bigger
 #: convolutions are done a band of tile rows at a time, as im2col is.  Each band
