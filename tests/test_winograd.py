@@ -116,17 +116,38 @@ def test_padded_image_has_a_zero_frame_even_in_reused_memory(monkeypatch, paddin
     np.testing.assert_array_equal(got, want)
 
 
+def _count_weight_transforms(monkeypatch):
+    """A list that gets one entry per call of W.weight_transform."""
+    calls, transform = [], W.weight_transform
+    monkeypatch.setattr(W, "weight_transform", lambda *a, **kw: calls.append(1) or transform(*a, **kw))
+    return calls
+
+
 def test_slices_of_output_channels_add_up(monkeypatch):
-    # A tiny filter budget builds U one output channel at a time (and per band, per
-    # image): the same numbers as all of U at once.  The input gradient's output
-    # channels are w's input channels (its U slices are w[:, k0:k1]).
-    x, w, gy, pad = _data((2, 3, 5, 13, 10, 1))
+    # A tiny filter budget builds U one output channel at a time (one image, one
+    # band of tiles): the same numbers as all of U at once.  The input gradient's
+    # output channels are w's input channels (its U slices are w[:, k0:k1]).
+    x, w, gy, pad = _data((1, 3, 5, 13, 10, 1))
     hw = x.shape[2:]
     whole = W.conv2d(x, w, pad), W.conv2d_grad_input(gy, w, hw, pad)
     monkeypatch.setattr(W, "FILTER_BYTES", 1)
-    monkeypatch.setattr(W, "WORKSPACE_BYTES", 1)
+    calls = _count_weight_transforms(monkeypatch)
     np.testing.assert_allclose(W.conv2d(x, w, pad), whole[0], rtol=1e-13, atol=1e-13)
+    assert len(calls) == 5  # one slice per output channel
     np.testing.assert_allclose(W.conv2d_grad_input(gy, w, hw, pad), whole[1], rtol=1e-13, atol=1e-13)
+    assert len(calls) == 5 + 3
+
+
+def test_several_bands_build_whole_filters_once(monkeypatch):
+    # Each band (and image) needs every slice of U: with several, U is built whole,
+    # once, whatever the filter budget.
+    x, w, _, pad = _data((2, 3, 5, 13, 10, 1))
+    whole = W.conv2d(x, w, pad)
+    monkeypatch.setattr(W, "FILTER_BYTES", 1)
+    monkeypatch.setattr(W, "WORKSPACE_BYTES", 1)  # one tile row per band
+    calls = _count_weight_transforms(monkeypatch)
+    np.testing.assert_allclose(W.conv2d(x, w, pad), whole, rtol=1e-13, atol=1e-13)
+    assert len(calls) == 1
 
 
 def _float32_error(tile):

@@ -112,10 +112,12 @@ WORKSPACE_BYTES = 8 * 2**20
 #: Largest slice of transformed filters U built at once, in bytes.  U is 4x the
 #: size of the filters (36 numbers per 3x3 filter): 38 MB for VGG16's 512 -> 512
 #: layers.  Built a slice of output channels at a time, U and the products M stay
-#: small.  VGG16's peak at 512 px (resident, weights included) is in block4's
-#: backward pass: 546 MB with whole U, 508 with 16 MB slices, 491 with 8 MB
-#: (at a cost of 0-3% in time).  Each slice is computed once per band of tiles
-#: (one band for a batch-1 VGG16 layer of 512 channels up to 1024 px inputs).
+#: small: VGG16's peak at 512 px (resident, weights included) was in block4's
+#: backward pass, 546 MB with whole U, 508 with 16 MB slices, 491 with 8 MB.  But
+#: each band of tiles (and each image) needs every slice, so a convolution done in
+#: several bands builds whole U once instead of its slices once per band: VGG16 at
+#: 512 px, whose block4 takes 3 bands, ran 0.93x the time with whole U there
+#: (one process, taking turns, median of 6), and its peak rose 497 -> 525 MB.
 FILTER_BYTES = 8 * 2**20
 
 #: Largest copy of strided input tiles made at once by :func:`transform` (bytes).
@@ -318,8 +320,10 @@ def conv2d(x, w, padding, tile=None, adjoint=False):
     th, tw, band = _tile_geometry((ho, wo), max(c, c_out), tile, itemsize)
     a = tile + 2
     w = w.astype(dtype, copy=False)
-    # Output channels per slice of U (see FILTER_BYTES); one slice when U is small.
-    step = max(1, FILTER_BYTES // (a * a * c * itemsize))
+    # Output channels per slice of U (see FILTER_BYTES): one slice when U is small,
+    # or when several bands (or images) would each build every slice again.
+    bands = n * math.ceil(th / band)
+    step = c_out if bands > 1 else max(1, FILTER_BYTES // (a * a * c * itemsize))
 
     def filters(k0, k1):  # U of output channels k0..k1
         return weight_transform(w[:, k0:k1] if adjoint else w[k0:k1], tile, adjoint)
