@@ -72,25 +72,35 @@ def _helpers(count: int) -> ThreadPoolExecutor:
 def for_each_part(work, length: int, nbytes: int) -> None:
     """Call ``work(start, stop)`` for consecutive parts of ``range(length)``, one per
     thread, at the same time; all of it in this thread when ``nbytes`` (the size of
-    the arrays involved) is under ``MIN_BYTES``, or when this is one of the helper
-    threads already (a part that split itself again would wait for a helper that
-    is busy running it)."""
+    the arrays involved) is under ``MIN_BYTES``, or when this thread is running a
+    part already (a part that split itself again would wait for threads busy with
+    their own parts).  So a part may call the functions below: they run in it."""
     count = min(THREADS, length) if nbytes >= MIN_BYTES else 1
-    if threading.current_thread().name.startswith(_HELPER_NAME):
-        count = 1
-    if count <= 1:
+    if count <= 1 or getattr(_in_part, "active", False):
         work(0, length)
         return
     bounds = [length * k // count for k in range(count + 1)]
     pool = _helpers(count - 1)
-    others = [pool.submit(work, bounds[k], bounds[k + 1]) for k in range(1, count)]
+    others = [pool.submit(_run_part, work, bounds[k], bounds[k + 1]) for k in range(1, count)]
     try:
-        work(bounds[0], bounds[1])  # this thread's own part
+        _run_part(work, bounds[0], bounds[1])  # this thread's own part
     finally:
         # Wait for every part, even after an error here: none may still be
         # writing when the caller goes on.  .result() re-raises a part's error.
         for future in others:
             future.result()
+
+
+#: ``.active`` is True in a thread while it runs a part of a split loop.
+_in_part = threading.local()
+
+
+def _run_part(work, start: int, stop: int) -> None:
+    _in_part.active = True
+    try:
+        work(start, stop)
+    finally:
+        _in_part.active = False
 
 
 def _by_parts(dest, src, axis: int, combine) -> None:
