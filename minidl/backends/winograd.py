@@ -269,16 +269,22 @@ def _padded(x, padding, th, tw, tile):
     """x (C, H, W) in a zero image big enough for th x tw whole tiles (and their halo).
 
     Only the frame around x is zeroed: zeroing all of it first, then copying x
-    over it, wrote the image twice (64 channels at 256 px: 1.8 ms more).
+    over it, wrote the image twice (64 channels at 256 px: 1.9 vs 1.1 ms).  Each
+    thread fills a share of the channels.
     """
     c, h, wd = x.shape
     ph, pw = padding
     out = np.empty((c, th * tile + 2, tw * tile + 2), dtype=x.dtype)
     # Rows/cols past the tiles' reach (a padding > 2 would do that) are never read.
     hh, ww = min(h, out.shape[1] - ph), min(wd, out.shape[2] - pw)
-    out[:, :ph] = out[:, ph + hh :] = 0
-    out[:, :, :pw] = out[:, :, pw + ww :] = 0
-    threads.copy(out[:, ph : ph + hh, pw : pw + ww], x[:, :hh, :ww])
+
+    def fill(c0, c1):  # channels c0..c1
+        part = out[c0:c1]
+        part[:, :ph] = part[:, ph + hh :] = 0
+        part[:, :, :pw] = part[:, :, pw + ww :] = 0
+        np.copyto(part[:, ph : ph + hh, pw : pw + ww], x[c0:c1, :hh, :ww])
+
+    threads.for_each_part(fill, c, out.nbytes)
     return out
 
 
