@@ -429,7 +429,8 @@ savefig(fig, args, "winograd_time.png")
 # What the bars show: the batched GEMM (blue) is a fraction of im2col's whole time —
 # the multiplications really did shrink about 4× — but the transforms are not free.
 # Cutting the image into overlapping tiles and putting the outputs back are NumPy
-# copies, and the small transforms read and write every value once more.  Count the work per layer, for C channels in and out and P pixels:
+# copies, and the small transforms read and write every value once more.  Count
+# the work per layer, for C channels in and out and P pixels:
 #
 # * the GEMM saved: ∝ C·C·P;
 # * input and output transforms: ∝ C·P — relative to the GEMM, ∝ 1/C;
@@ -440,9 +441,10 @@ savefig(fig, args, "winograd_time.png")
 # green, eat: on the cpu, below 64 channels they eat all of it (VGG16's first layer,
 # 3 channels in, runs 8× slower as Winograd).  On layers with few pixels (512
 # channels at 32 px) the weight transform, red, grows.  Winograd pays only for
-# layers that are wide enough *and* large enough.  That is the rule `MINIDL_CONV=auto` follows on each device, `W.AUTO_RULES`:
-# (fewest channels, fewest output pixels) for Winograd, measured on forward and
-# input-gradient times (see its comment in `minidl/backends/winograd.py`).
+# layers that are wide enough *and* large enough.  That is the rule
+# `MINIDL_CONV=auto` follows on each device, `W.AUTO_RULES`: (fewest channels,
+# fewest output pixels) for Winograd, measured on forward and input-gradient times
+# (see its comment in `minidl/backends/winograd.py`).
 
 # %%
 print("W.AUTO_RULES =", W.AUTO_RULES)

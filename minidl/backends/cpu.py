@@ -232,10 +232,13 @@ class CpuBackend:
         )
         ph, pw = padding
         full = stride == (1, 1) and dilation == (1, 1) and ph < kh and pw < kw
-        if full and winograd.use_winograd(self.name, min(c, c_out), input_hw, (kh, kw), stride, padding, dilation):
+        if full and winograd.use_winograd(
+            self.name, min(c, c_out), input_hw, (kh, kw), stride, padding, dilation
+        ):
             return winograd.conv2d_grad_input(gy, w, input_hw, padding)
-        if full and (mec.use_mec(c_out, c, stride) or (c >= c_out and input_hw[0] * input_hw[1] >= 8 * c_out)):
-            # (conv2d below then picks MEC by the same rule)
+        rotation_pays = c >= c_out and input_hw[0] * input_hw[1] >= 8 * c_out
+        if full and (mec.use_mec(c_out, c, stride) or rotation_pays):
+            # (conv2d below then picks MEC by the same rule, or im2col)
             return self.conv2d(gy, winograd.adjoint_filters(w), (1, 1), (kh - 1 - ph, kw - 1 - pw), (1, 1))
         w_mat_t = w.reshape(c_out, c * kh * kw).T
         gy_mat = gy.reshape(n, c_out, ho * wo)
@@ -323,7 +326,8 @@ class CpuBackend:
         # and int64 would add 31 MB to VGG16's peak at 512 px (F.max_pool2d hands
         # return_indices=True users int64, as PyTorch does).
         index = np.int32 if h * wd < 2**31 else np.int64
-        start = ((np.arange(ho) * sh - ph)[:, None] * wd + (np.arange(wo) * sw - pw)[None, :]).astype(index)
+        rows, cols = np.arange(ho) * sh - ph, np.arange(wo) * sw - pw
+        start = (rows[:, None] * wd + cols[None, :]).astype(index)
         step = np.array([i * wd + j for i, j in offsets], dtype=index)
         best = np.empty((n, c, ho, wo), dtype=x.dtype)
         switches = np.empty(best.shape, dtype=index)
@@ -355,8 +359,8 @@ class CpuBackend:
         is writing: one fancy-index assignment per share of the planes.  Windows
         that overlap may share a switch, whose values must add up: per (n, c)
         plane, ``np.bincount(indices, weights=gy)`` sums the values that land on
-        each position (``np.add.at`` would too, up to 1.8x slower here).  The threads of
-        ``backends/threads.py`` take a share of the planes each.
+        each position (``np.add.at`` would too, up to 1.8x slower here).  The
+        threads of ``backends/threads.py`` take a share of the planes each.
         """
         n, c = gy.shape[:2]
         h, wd = input_hw

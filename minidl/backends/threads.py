@@ -221,7 +221,8 @@ def gram(f):
     share of f, and the partial products are added up.  :func:`matmul` would cut
     the result into columns instead: each thread would read all of f, and lose
     SYRK.  Measured (2 cores, ms, the Gram matrices of the Gatys loss at 256 px,
-    five style layers, two runs): 13.0 and 14.3 by columns of the result, 9.6 and 11.2 so.
+    five style layers, two runs): 13.0 and 14.3 by columns of the result, 9.6 and
+    11.2 so.
     """
     n, c, p = f.shape
     if not isinstance(f, np.ndarray) or THREADS == 1 or n * c * c * p < MIN_PRODUCT:

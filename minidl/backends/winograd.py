@@ -313,8 +313,9 @@ def weight_transform(w, tile, adjoint=False):
 def conv2d(x, w, padding, tile=None, adjoint=False):
     """3x3 stride-1 convolution (no bias): (N, C_in, H, W) * (C_out, C_in, 3, 3) -> (N, C_out, Ho, Wo).
 
-    ``adjoint=True`` convolves with :func:`adjoint_filters` of w, a (C_out, C_in, 3, 3)
-    array whose input gradient this is, so x has C_out channels and y C_in.
+    ``adjoint=True`` convolves with :func:`adjoint_filters` of w instead: w is then
+    the (C_out, C_in, 3, 3) filters of the convolution whose input gradient this
+    is, x has C_out channels and the result C_in.
     """
     tile = tile or TILE
     n, c, h, wd = x.shape
