@@ -305,7 +305,7 @@ def weight_transform(w, tile, adjoint=False):
     _, g, _ = matrices(tile, w.dtype)
     c_out, c_in = w.shape[:2]
     kron = _kron(g)[:, ::-1] if adjoint else _kron(g)
-    rows = np.ascontiguousarray(w).reshape(c_out * c_in, 9)
+    rows = threads.contiguous(w).reshape(c_out * c_in, 9)  # (a copy, on every core, for a slice)
     u = threads.matmul(kron, rows.T).reshape(-1, c_out, c_in)
     return u.transpose(0, 2, 1) if adjoint else u
 
