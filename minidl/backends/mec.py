@@ -33,12 +33,12 @@ results are added.  The copies are what it saves, and they matter most where the
 GEMMs are small next to them, i.e. where there are few output channels, such as
 VGG16's 64-channel layers at full resolution (on the cpu ``auto`` now runs those
 as Winograd, which saves more: see ``winograd.AUTO_RULES``).  Measured (2 cores,
-float32, ms, forward, best of 12, im2col vs MEC): 64 -> 64 channels at 224 px 42 vs 28; 128 -> 64 at
-112 px 17 vs 13.5; 64 -> 128 at 112 px 11.3 vs 12.4; 512 -> 512 at 28 px 20 vs
-22 and at 14 px 5.0 vs 7.5 (the dropped columns are 2 of every 16 there);
-3 -> 64 at 224 px 2.6 vs 5.1; and block1_conv1's input gradient (a 64 -> 3
-convolution) 4.6 ms with col2im vs 20 with MEC: with 3 channels on either side
-the GEMMs are too thin.  Hence :func:`use_mec`'s rule.
+float32, ms, forward, best of 12, im2col vs MEC): 64 -> 64 channels at 224 px 42
+vs 28; 128 -> 64 at 112 px 17 vs 13.5; 64 -> 128 at 112 px 11.3 vs 12.4; 512 ->
+512 at 28 px 20 vs 22 and at 14 px 5.0 vs 7.5 (the dropped columns are 2 of every
+16 there); 3 -> 64 at 224 px 2.6 vs 5.1; and block1_conv1's input gradient (a 64
+-> 3 convolution) 4.6 ms with col2im vs 20 with MEC: with 3 channels on either
+side the GEMMs are too thin.  Hence :func:`use_mec`'s rule.
 """
 
 from __future__ import annotations
