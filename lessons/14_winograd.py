@@ -225,10 +225,12 @@ check("the three steps == F.conv2d (im2col), 2 images, 5 -> 7 channels, 16x16",
       y, conv_im2col(x, w, 1), atol=1e-12, rtol=1e-12)
 
 # %% [markdown]
-# `W.conv2d(x, w, padding, tile)` is these steps with less copying (the tiles are a
-# strided *view*, and big images go a band of tile rows at a time).  It handles any
-# size: outputs that are not whole tiles are computed in a zero-padded last tile and
-# cropped.  Against im2col, in float64, for odd sizes and both tiles:
+# `W.conv2d(x, w, padding, tile)` is these steps with less copying: the tiles are a
+# strided *view*, big images go a band of tile rows at a time, and the output
+# transform (`W.output_tiles`) leaves each tile's outputs together, so that they go
+# back into the image a row of `tile` numbers at a time rather than one by one.  It
+# handles any size: outputs that are not whole tiles are computed in a zero-padded
+# last tile and cropped.  Against im2col, in float64, for odd sizes and both tiles:
 
 # %%
 shapes = [  # (N, C_in, H, W), C_out, padding

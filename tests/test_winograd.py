@@ -65,6 +65,24 @@ def test_weight_transform_is_g_g_gt_for_every_filter(tile):
 
 
 @pytest.mark.parametrize("tile", W.TILES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_output_tiles_are_the_transform_tile_by_tile(tile, dtype):
+    # output_tiles(at, m)[k] must be Aᵀ M A of the k-th column of M, laid out as
+    # the tile (m x m, rows of m); the runs _runs sees must be those rows.
+    _, _, at = W.matrices(tile, dtype)
+    a = tile + 2
+    m = np.random.default_rng(3).standard_normal((a * a, 5, 7)).astype(dtype)
+    tiles = W.output_tiles(at, m)
+    assert tiles.shape == (5 * 7, tile * tile)
+    for k, (c, t) in enumerate(np.ndindex(5, 7)):
+        want = at @ m[:, c, t].reshape(a, a) @ at.T
+        np.testing.assert_allclose(tiles[k].reshape(tile, tile), want, rtol=1e-5, atol=1e-5)
+    runs = W._runs(tiles.reshape(5 * 7, tile, tile))
+    assert runs.shape == (5 * 7, tile) and runs.dtype.itemsize == tile * np.dtype(dtype).itemsize
+    assert runs[4, 1].tobytes() == tiles[4].reshape(tile, tile)[1].tobytes()
+
+
+@pytest.mark.parametrize("tile", W.TILES)
 def test_weight_transform_of_the_adjoint_filters_without_making_them(tile):
     # adjoint=True (reversed columns of kron(G, G), a transposed view) must equal
     # transforming the rotated, channel-swapped filters themselves.
