@@ -92,6 +92,20 @@ def test_copy_add_contiguous_equal_numpy(split, axis):
     assert np.array_equal(dest, before + view)
 
 
+def test_copy_goes_a_block_at_a_time_and_covers_every_index(split, monkeypatch):
+    # With BLOCK_BYTES of two rows of dest, each of the 3 parts of 7 rows copies
+    # blocks of at most 2 rows: the blocks together are every row, once.
+    rng = np.random.default_rng(0)
+    src = rng.standard_normal((11, 7, 5)).transpose(1, 0, 2)  # (7, 11, 5), strided
+    dest = np.zeros(src.shape)
+    monkeypatch.setattr(threads, "BLOCK_BYTES", 2 * dest[0].nbytes)
+    blocks = []
+    monkeypatch.setattr(np, "copyto", lambda d, s, **kw: (blocks.append(len(d)), d.__setitem__(..., s)))
+    threads.copy(dest, src)
+    assert np.array_equal(dest, src)
+    assert sorted(blocks) == [1, 2, 2, 2]  # parts of 2, 2 and 3 rows: 2 | 2 | 2 + 1
+
+
 def test_add_broadcasts_a_bias_along_its_axis(split):
     y = np.arange(2 * 5 * 3 * 3, dtype=np.float32).reshape(2, 5, 3, 3)
     bias = np.arange(5, dtype=np.float32).reshape(1, 5, 1, 1)

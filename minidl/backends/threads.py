@@ -28,6 +28,9 @@ import numpy as np
 #: Arrays smaller than this (bytes) are not split.
 MIN_BYTES = 2**20
 
+#: Copies and sums are done a block of about this many bytes at a time (see _by_parts).
+BLOCK_BYTES = 2**19
+
 #: Matrix products with fewer multiply-adds than this are left to BLAS whole.
 MIN_PRODUCT = 2**22
 
@@ -104,11 +107,22 @@ def _run_part(work, start: int, stop: int) -> None:
 
 
 def _by_parts(dest, src, axis: int, combine) -> None:
-    """``combine(dest_part, src_part)`` for one part of ``axis`` per thread."""
+    """``combine(dest_part, src_part)`` for one part of ``axis`` per thread, each part
+    in blocks of ``axis`` of about ``BLOCK_BYTES`` of ``dest``.
+
+    Why blocks: a copy that reorders axes (Winograd's input tiles, gathered from
+    a strided view of the image) reads its source again for every index of the
+    destination's leading axes.  Done whole, it sweeps the whole source each time,
+    from memory; a block at a time, the block's share of the source stays in the
+    core's cache.  Measured (one core, the input tiles of 64 channels at 256 px):
+    14.6 ms whole, 8.0 ms a channel at a time.
+    """
+    block = max(1, BLOCK_BYTES * dest.shape[axis] // max(1, dest.nbytes))
 
     def work(start, stop):
-        part = (slice(None),) * axis + (slice(start, stop),)
-        combine(dest[part], src[part])
+        for first in range(start, stop, block):
+            part = (slice(None),) * axis + (slice(first, min(first + block, stop)),)
+            combine(dest[part], src[part])
 
     for_each_part(work, dest.shape[axis], dest.nbytes)
 
