@@ -230,7 +230,8 @@ check("the three steps == F.conv2d (im2col), 2 images, 5 -> 7 channels, 16x16",
 # transform (`W.output_tiles`) leaves each tile's outputs together, so that they go
 # back into the image a row of `tile` numbers at a time rather than one by one.  It
 # handles any size: outputs that are not whole tiles are computed in a zero-padded
-# last tile and cropped.  Against im2col, in float64, for odd sizes and both tiles:
+# last tile, and only its pixels that exist are written.  Against im2col, in float64,
+# for odd sizes and both tiles:
 
 # %%
 shapes = [  # (N, C_in, H, W), C_out, padding

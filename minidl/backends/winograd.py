@@ -360,8 +360,7 @@ def conv2d(x, w, padding, tile=None, adjoint=False):
         return weight_transform(w[:, k0:k1] if adjoint else w[k0:k1], tile, adjoint)
 
     u = filters(0, c_out) if step >= c_out else None
-    # Whole tiles first (th*m x tw*m outputs), cropped to (ho, wo) at the end.
-    y = np.empty((n, c_out, th * tile, tw * tile), dtype=dtype)
+    y = np.empty((n, c_out, ho, wo), dtype=dtype)
     for b in range(n):
         xp = _padded(x[b].astype(dtype, copy=False), padding, th, tw, tile)
         for r0 in range(0, th, band):
@@ -375,13 +374,30 @@ def conv2d(x, w, padding, tile=None, adjoint=False):
                     del v  # (so that at most two band-sized buffers are alive at once)
                 out = output_tiles(at, m).reshape(k1 - k0, r1 - r0, tw, tile, tile)
                 del m
-                # out[k, r, t, i] is a run of m outputs of channel k0 + k, the pixels
-                # ((r0 + r)*m + i, t*m .. t*m + m - 1): copied as whole runs (_runs)
-                dest = y[b, k0:k1, r0 * tile : r1 * tile].reshape(k1 - k0, r1 - r0, tile, tw, tile)
-                threads.copy(_runs(dest), _runs(out).transpose(0, 1, 3, 2))
-    if (th * tile, tw * tile) == (ho, wo):
-        return y
-    return threads.contiguous(y[:, :, :ho, :wo], axis=1)
+                _place(out, y[b, k0:k1, r0 * tile : r1 * tile])
+    return y
+
+
+def _place(tiles, dest):
+    """Write output tiles (K, R, T, m, m) into the image rows ``dest`` they cover,
+    (K, <= R*m, <= T*m).
+
+    tiles[k, r, t, i] is a run of m outputs, the pixels (r*m + i, t*m .. t*m + m - 1)
+    of dest[k]: whole tiles go as whole runs (:func:`_runs`).  Where the image is
+    no whole number of tiles, the last tile row and column are cut to what it has.
+    """
+    tile = tiles.shape[-1]
+    k, rows, cols = dest.shape
+    r_full, t_full = rows // tile, cols // tile
+    whole = dest[:, : r_full * tile, : t_full * tile].reshape(k, r_full, tile, t_full, tile)
+    threads.copy(_runs(whole), _runs(tiles[:, :r_full, :t_full]).transpose(0, 1, 3, 2))
+    extra_cols, extra_rows = cols - t_full * tile, rows - r_full * tile
+    if extra_cols:  # right edge: the first columns of each tile row's last tile
+        edge = dest[:, : r_full * tile, t_full * tile :].reshape(k, r_full, tile, extra_cols)
+        edge[...] = tiles[:, :r_full, t_full, :, :extra_cols]
+    if extra_rows:  # bottom edge: the first rows of the last tile row
+        last = tiles[:, r_full, :, :extra_rows].transpose(0, 2, 1, 3)  # (K, rows, T, m)
+        dest[:, r_full * tile :] = last.reshape(k, extra_rows, -1)[:, :, :cols]
 
 
 def adjoint_filters(w):
