@@ -99,35 +99,39 @@ class OperationTimer:
         return label
 
 
+def run_passes(run, passes: int):
+    """(wall ms per pass, cores busy) of ``passes`` calls of run."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(passes):
+        run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall * 1e3 / passes, cpu / wall
+
+
 def profile_minidl(run, passes: int, by_layer: bool):
-    """(ms per pass by operation, wall ms per pass, cores busy) of ``passes`` calls of run."""
+    """(ms per pass by operation, calls per pass by operation, wall ms per pass,
+    cores busy) of ``passes`` calls of run."""
     run()  # warm-up
     with OperationTimer(by_layer) as timer:
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(passes):
-            run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        wall, busy = run_passes(run, passes)
     per_op = {label: ms / passes for label, ms in timer.ms.items()}
     calls = {label: count / passes for label, count in timer.calls.items()}
-    return per_op, calls, wall * 1e3 / passes, cpu / wall
+    return per_op, calls, wall, busy
 
 
 def profile_torch(run, passes: int):
-    """(self CPU ms per pass by operation, calls per pass, wall ms per pass, cores busy)."""
+    """As :func:`profile_minidl`, with PyTorch's self CPU time per operation."""
     from torch.profiler import ProfilerActivity, profile
 
     run()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(passes):
-            run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        wall, busy = run_passes(run, passes)
     per_op, calls = {}, {}
     for event in prof.key_averages():
         if event.self_cpu_time_total > 0:
             per_op[event.key] = event.self_cpu_time_total / 1e3 / passes
             calls[event.key] = event.count / passes
-    return per_op, calls, wall * 1e3 / passes, cpu / wall
+    return per_op, calls, wall, busy
 
 
 def report(title, per_op, calls, wall, busy, top, rest_label=None):
