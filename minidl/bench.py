@@ -24,6 +24,7 @@ import contextlib
 import multiprocessing
 import sys
 import time
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -115,35 +116,58 @@ def _timing_backend_ops():
     "conv" collects conv2d and its input gradient, "pool" max-pooling and its
     gradient; the rest of a pass (ReLU, bias, autograd) is "other".
     """
+    groups = {"conv2d": "conv", "conv2d_grad_input": "conv",
+              "max_pool2d": "pool", "max_pool2d_grad": "pool"}  # fmt: skip
+    with timing_backend_ops(lambda name, args: groups[name], names=groups) as (parts, _):
+        parts.update(conv=0.0, pool=0.0)
+        yield parts
+
+
+@contextlib.contextmanager
+def timing_backend_ops(label, names=None):
+    """While active, each call of a cpu backend method (those in ``names``, or all)
+    adds its wall time in seconds, and one call, under the key ``label(name, args)``
+    into the two yielded dicts (seconds, calls).
+
+    Only outermost calls count: conv2d_grad_input may call conv2d, and that inner
+    call is part of the outer one's time.  ``label`` is asked after the call, so it
+    may look at what the call did (``tools/profile_cpu.py`` names the convolution
+    algorithm that ran).  The methods are timed where Python calls them: wall time,
+    the helper threads' share of it included.
+    """
     from minidl.backends import get_backend
 
     backend = get_backend("cpu")
-    parts = {"conv": 0.0, "pool": 0.0}
-    groups = {"conv2d": "conv", "conv2d_grad_input": "conv",
-              "max_pool2d": "pool", "max_pool2d_grad": "pool"}  # fmt: skip
+    if names is None:  # every public method of the backend
+        names = [
+            name
+            for name, value in vars(type(backend)).items()
+            if callable(value) and name[0] != "_"
+        ]
+    seconds, calls = defaultdict(float), defaultdict(int)
+    depth = [0]  # how many timed calls are running now, one inside the other
 
-    active = []  # the timed call running now (conv2d_grad_input may call conv2d: count it once)
-
-    def timed(method, part):
+    def timed(name, method):
         def call(*args):
-            if active:
-                return method(*args)
-            active.append(part)
+            depth[0] += 1
             start = time.perf_counter()
             try:
                 return method(*args)
             finally:
-                parts[part] += time.perf_counter() - start
-                active.pop()
+                depth[0] -= 1
+                if depth[0] == 0:
+                    key = label(name, args)
+                    seconds[key] += time.perf_counter() - start
+                    calls[key] += 1
 
         return call
 
-    for name, part in groups.items():  # instance attributes shadow the methods...
-        setattr(backend, name, timed(getattr(backend, name), part))
+    for name in names:  # instance attributes shadow the methods...
+        setattr(backend, name, timed(name, getattr(backend, name)))
     try:
-        yield parts
+        yield seconds, calls
     finally:
-        for name in groups:  # ...until they are deleted again
+        for name in names:  # ...until they are deleted again
             delattr(backend, name)
 
 

@@ -20,63 +20,38 @@ means neither waited.  Needs nothing but minidl; PyTorch is optional.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import time
-from collections import defaultdict
 
-from minidl import bench_torch
-from minidl.backends import get_backend, mec, winograd
-from minidl.backends.cpu import CpuBackend
+from minidl import bench, bench_torch
+from minidl.backends import mec, winograd
 
-#: The cpu backend's operations, all timed; and the functions (module, name)
-#: whose call inside one of them names the convolution's algorithm.
-OPERATIONS = [
-    name for name, value in vars(CpuBackend).items() if callable(value) and name[0] != "_"
-]
+#: The functions (module, name) whose call inside a backend operation names the
+#: convolution's algorithm; im2col, when none of them ran.
 ALGORITHMS = ((winograd, "conv2d"), (winograd, "conv2d_grad_weight"), (mec, "conv2d"))
 
 
 class OperationTimer:
     """``with OperationTimer() as timer:`` times each cpu backend operation called in
-    the block, outermost calls only: timer.ms[label] and timer.calls[label]."""
+    the block (outermost calls only, see ``minidl.bench.timing_backend_ops``):
+    timer.seconds[label] and timer.calls[label]."""
 
     def __init__(self, by_layer: bool = False):
-        self.backend = get_backend("cpu")
         self.by_layer = by_layer
-        self.ms, self.calls = defaultdict(float), defaultdict(int)
         self._algorithm = None  # set by the algorithm functions during a convolution
-        self._depth = 0
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self):
-        for name in OPERATIONS:
-            setattr(self.backend, name, self._timed(name, getattr(self.backend, name)))
-        self._originals = [(module, name, getattr(module, name)) for module, name in ALGORITHMS]
-        for module, name, function in self._originals:
+        for module, name in ALGORITHMS:
+            function = getattr(module, name)
+            self._stack.callback(setattr, module, name, function)
             setattr(module, name, self._naming(module.__name__.rsplit(".", 1)[1], function))
+        self.seconds, self.calls = self._stack.enter_context(bench.timing_backend_ops(self._label))
         return self
 
     def __exit__(self, *exc):
-        for name in OPERATIONS:
-            delattr(self.backend, name)  # the class's method shows through again
-        for module, name, function in self._originals:
-            setattr(module, name, function)
-
-    def _timed(self, name, method):
-        def timed(*args):
-            self._depth += 1
-            if self._depth == 1:
-                self._algorithm = None
-            start = time.perf_counter()
-            try:
-                return method(*args)
-            finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    label = self._label(name, args)
-                    self.ms[label] += (time.perf_counter() - start) * 1e3
-                    self.calls[label] += 1
-
-        return timed
+        self._stack.close()
 
     def _naming(self, algorithm, function):
         def named(*args, **kwargs):
@@ -86,9 +61,11 @@ class OperationTimer:
         return named
 
     def _label(self, name, args):
+        """The row of a finished outermost call of backend operation ``name``."""
+        algorithm, self._algorithm = self._algorithm or "im2col", None
         if not name.startswith("conv2d"):
             return name
-        label = f"{name} ({self._algorithm or 'im2col'})"
+        label = f"{name} ({algorithm})"
         if self.by_layer:  # the layer's channels, and the size of its first argument
             first, second = args[0], args[1]
             if name == "conv2d_grad_weight":  # (x, gy)
@@ -114,7 +91,7 @@ def profile_minidl(run, passes: int, by_layer: bool):
     run()  # warm-up
     with OperationTimer(by_layer) as timer:
         wall, busy = run_passes(run, passes)
-    per_op = {label: ms / passes for label, ms in timer.ms.items()}
+    per_op = {label: seconds * 1e3 / passes for label, seconds in timer.seconds.items()}
     calls = {label: count / passes for label, count in timer.calls.items()}
     return per_op, calls, wall, busy
 
