@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -75,6 +76,45 @@ def test_after_an_error_here_no_part_is_still_running(split):
     with pytest.raises(RuntimeError, match="this thread's part"):
         threads.for_each_part(work, 9, nbytes=0)
     assert sorted(finished) == [3, 6]
+
+
+def test_other_threads_calling_in_meanwhile_get_whole_correct_results(split):
+    # The helpers run one split loop at a time; a loop started in another of the
+    # program's threads meanwhile runs whole in that thread, and nothing mixes.
+    a = np.arange(40 * 30, dtype=np.float64).reshape(40, 30) / 100
+
+    def user_thread(seed):  # True when all its results were right
+        b = np.random.default_rng(seed).standard_normal((30, 20))
+        right = []
+        for _ in range(30):
+            dest = np.empty_like(a)
+            threads.copy(dest, a)
+            product = threads.elementwise(np.multiply, dest, a)
+            right.append(np.array_equal(product, a * a) and np.allclose(threads.matmul(a, b), a @ b))
+        return all(right)
+
+    with ThreadPoolExecutor(4) as users:  # (map re-raises a thread's error here)
+        assert list(users.map(user_thread, range(4))) == [True] * 4
+
+
+def test_after_an_interrupted_wait_the_next_loop_gets_new_helpers(split, monkeypatch):
+    # Ctrl-C while waiting for a helper: the helper may still be busy, so the next
+    # loop must not hand it a part.
+    real_join = threads._Helper.join
+
+    def interrupted_join(helper):
+        real_join(helper)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threads._Helper, "join", interrupted_join)
+    with pytest.raises(KeyboardInterrupt):
+        threads.for_each_part(lambda start, stop: None, 9, nbytes=0)
+    old_helpers = list(threads._helpers)
+    monkeypatch.setattr(threads._Helper, "join", real_join)
+    calls = []
+    threads.for_each_part(lambda start, stop: calls.append((start, stop)), 9, nbytes=0)
+    assert sorted(calls) == [(0, 3), (3, 6), (6, 9)]
+    assert old_helpers == [] and len(threads._helpers) == 2
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])

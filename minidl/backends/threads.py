@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -45,66 +44,102 @@ def _thread_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-#: How many parts a big loop is cut into (this thread runs one, a pool the rest).
+#: How many parts a big loop is cut into (this thread runs one, helper threads the rest).
 THREADS = _thread_count()
 
-#: The helper threads, made on first use: (pool, its number of threads), and their name.
-_HELPER_NAME = "minidl-helper"
-_pool: tuple[ThreadPoolExecutor, int] | None = None
+
+class _Helper:
+    """A thread that runs one part at a time: ``start`` hands it a part, ``join``
+    waits until the part is done.
+
+    Two locks are the whole hand-off: the helper waits on ``_go``, which ``start``
+    releases, and releases ``_done``, on which ``join`` waits.  A
+    ``concurrent.futures`` pool does the same with a queue, a Future and a
+    Condition per part, in more Python: a 1 MB copy split in two took 74 us with
+    one (51 us on one thread), 49 us so.  A Gatys loss evaluation at 256 px has
+    about 320 split loops.
+    """
+
+    def __init__(self, name: str):
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._part = self._error = None
+        threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._go.acquire()
+            work, start, stop = self._part
+            try:
+                work(start, stop)
+            except BaseException as error:  # noqa: BLE001 -- join() hands it to the caller
+                self._error = error
+            self._done.release()
+
+    def start(self, work, start: int, stop: int) -> None:
+        self._part = (work, start, stop)
+        self._go.release()
+
+    def join(self):
+        """Wait until the part is done: its error, or None."""
+        self._done.acquire()
+        error, self._error = self._error, None
+        return error
 
 
-def _forget_pool() -> None:
-    """In a child made by ``os.fork``: the pool's threads were not copied, so start anew."""
-    global _pool
-    _pool = None
+#: The helper threads, made on first use (each a :class:`_Helper`).
+_helpers: list[_Helper] = []
+
+#: Held by the thread whose loop is split between the threads.  A part that splits
+#: again, or another of the program's threads calling in meanwhile, finds it
+#: taken and runs its loop whole, in its own thread: the helpers are busy.
+_splitting = threading.Lock()
+
+
+def _start_afresh() -> None:
+    """In a child made by ``os.fork``: the helper threads were not copied, and the
+    lock may have been held by a thread that is gone, so start anew."""
+    global _helpers, _splitting
+    _helpers, _splitting = [], threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _helpers(count: int) -> ThreadPoolExecutor:
-    """A pool of at least ``count`` threads (a bigger one replaces a smaller one)."""
-    global _pool
-    if _pool is None or _pool[1] < count:
-        if _pool is not None:
-            _pool[0].shutdown(wait=False)
-        _pool = (ThreadPoolExecutor(count, thread_name_prefix=_HELPER_NAME), count)
-    return _pool[0]
+    os.register_at_fork(after_in_child=_start_afresh)
 
 
 def for_each_part(work, length: int, nbytes: int) -> None:
     """Call ``work(start, stop)`` for consecutive parts of ``range(length)``, one per
     thread, at the same time; all of it in this thread when ``nbytes`` (the size of
-    the arrays involved) is under ``MIN_BYTES``, or when this thread is running a
-    part already (a part that split itself again would wait for threads busy with
-    their own parts).  So a part may call the functions below: they run in it."""
+    the arrays involved) is under ``MIN_BYTES``, or when the threads are busy with
+    another split loop already (this one's own parts, for one).  So a part may call
+    the functions below: they run in it."""
     count = min(THREADS, length) if nbytes >= MIN_BYTES else 1
-    if count <= 1 or getattr(_in_part, "active", False):
+    if count <= 1 or not _splitting.acquire(blocking=False):
         work(0, length)
         return
-    bounds = [length * k // count for k in range(count + 1)]
-    pool = _helpers(count - 1)
-    others = [pool.submit(_run_part, work, bounds[k], bounds[k + 1]) for k in range(1, count)]
     try:
-        _run_part(work, bounds[0], bounds[1])  # this thread's own part
+        while len(_helpers) < count - 1:
+            _helpers.append(_Helper(f"minidl-helper_{len(_helpers)}"))
+        bounds = [length * k // count for k in range(count + 1)]
+        helpers = _helpers[: count - 1]
+        for helper, start, stop in zip(helpers, bounds[1:], bounds[2:]):
+            helper.start(work, start, stop)
+        try:
+            work(bounds[0], bounds[1])  # this thread's own part
+        finally:
+            # Wait for every part, even after an error here: none may still be
+            # writing when the caller goes on.
+            try:
+                errors = [helper.join() for helper in helpers]
+            except BaseException:  # (Ctrl-C while waiting) the next loop gets new helpers
+                _helpers.clear()
+                raise
+        for error in errors:  # a part's error, raised here in the caller's thread
+            if error is not None:
+                raise error
     finally:
-        # Wait for every part, even after an error here: none may still be
-        # writing when the caller goes on.  .result() re-raises a part's error.
-        for future in others:
-            future.result()
-
-
-#: ``.active`` is True in a thread while it runs a part of a split loop.
-_in_part = threading.local()
-
-
-def _run_part(work, start: int, stop: int) -> None:
-    _in_part.active = True
-    try:
-        work(start, stop)
-    finally:
-        _in_part.active = False
+        _splitting.release()
 
 
 def _by_parts(dest, src, axis: int, combine) -> None:
