@@ -111,9 +111,12 @@ WORKSPACE_BYTES = 8 * 2**20
 
 #: Largest slice of transformed filters U built at once, in bytes.  U is 4x the
 #: size of the filters (36 numbers per 3x3 filter): 38 MB for VGG16's 512 -> 512
-#: layers.  Built a slice of output channels at a time, U and the products M stay
-#: small: VGG16's peak at 512 px (resident, weights included) was in block4's
-#: backward pass, 546 MB with whole U, 508 with 16 MB slices, 491 with 8 MB.  But
+#: layers.  Built a slice of output channels at a time, U stays small: VGG16's
+#: peak at 512 px (resident, weights included) was in block4's backward pass,
+#: 546 MB with whole U, 508 with 16 MB slices, 491 with 8 MB.  Each slice's
+#: products fill its rows of the band's M, and the output tiles are made from
+#: whole M, once per band (once per slice took 1.02-1.06x the time on the
+#: 512-channel layers at 28-32 px, with the same peaks).  But
 #: each band of tiles (and each image) needs every slice, so a convolution done in
 #: several bands builds whole U once instead of its slices once per band: VGG16 at
 #: 512 px, whose block4 takes 3 bands, ran 0.93x the time with whole U there
@@ -366,15 +369,14 @@ def conv2d(x, w, padding, tile=None, adjoint=False):
         for r0 in range(0, th, band):
             r1 = min(r0 + band, th)
             v = transform(bt, _input_tiles(xp, tile, r0, r1, tw)).reshape(a * a, c, -1)
-            for k0 in range(0, c_out, step):
+            m = np.empty((a * a, c_out, v.shape[2]), dtype=dtype)
+            for k0 in range(0, c_out, step):  # the batch of GEMMs, a slice of U at a time
                 k1 = min(k0 + step, c_out)
-                u_k = u if u is not None else filters(k0, k1)
-                m = threads.matmul(u_k, v)  # (a*a, k1 - k0, tiles): the batch of GEMMs
-                if k1 == c_out:
-                    del v  # (so that at most two band-sized buffers are alive at once)
-                out = output_tiles(at, m).reshape(k1 - k0, r1 - r0, tw, tile, tile)
-                del m
-                _place(out, y[b, k0:k1, r0 * tile : r1 * tile])
+                threads.matmul(u if u is not None else filters(k0, k1), v, m[:, k0:k1])
+            del v  # (so that at most two band-sized buffers are alive at once)
+            out = output_tiles(at, m).reshape(c_out, r1 - r0, tw, tile, tile)
+            del m
+            _place(out, y[b, :, r0 * tile : r1 * tile])
     return y
 
 
