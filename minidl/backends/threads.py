@@ -71,10 +71,12 @@ class _Helper:
         while True:
             self._go.acquire()
             work, start, stop = self._part
+            self._part = None
             try:
                 work(start, stop)
             except BaseException as error:  # noqa: BLE001 -- join() hands it to the caller
                 self._error = error
+            del work  # (its closure holds the caller's arrays: let them go now)
             self._done.release()
 
     def start(self, work, start: int, stop: int) -> None:
