@@ -132,16 +132,22 @@ def for_each_part(work, length: int, nbytes: int) -> None:
         finally:
             # Wait for every part, even after an error here: none may still be
             # writing when the caller goes on.
-            try:
-                errors = [helper.join() for helper in helpers]
-            except BaseException:  # (Ctrl-C while waiting) the next loop gets new helpers
-                _helpers.clear()
-                raise
+            errors = _wait_for(helpers)
         for error in errors:  # a part's error, raised here in the caller's thread
             if error is not None:
                 raise error
     finally:
         _splitting.release()
+
+
+def _wait_for(helpers) -> list:
+    """Each helper's part's error (or None), once all of them are done.  Interrupted
+    while waiting (Ctrl-C), a helper may still be busy: the next loop gets new ones."""
+    try:
+        return [helper.join() for helper in helpers]
+    except BaseException:
+        _helpers.clear()
+        raise
 
 
 def _by_parts(dest, src, axis: int, combine) -> None:
