@@ -116,11 +116,11 @@ WORKSPACE_BYTES = 8 * 2**20
 #: 546 MB with whole U, 508 with 16 MB slices, 491 with 8 MB.  Each slice's
 #: products fill its rows of the band's M, and the output tiles are made from
 #: whole M, once per band (once per slice took 1.02-1.06x the time on the
-#: 512-channel layers at 28-32 px, with the same peaks).  But
-#: each band of tiles (and each image) needs every slice, so a convolution done in
-#: several bands builds whole U once instead of its slices once per band: VGG16 at
-#: 512 px, whose block4 takes 3 bands, ran 0.93x the time with whole U there
-#: (one process, taking turns, median of 6), and its peak rose 497 -> 525 MB.
+#: 512-channel layers at 28-32 px, with the same peaks).  But each band of tiles
+#: (and each image) needs every slice, so a convolution done in several bands
+#: builds whole U once instead of its slices once per band: VGG16 at 512 px,
+#: whose block4 takes 3 bands, ran 0.93x the time with whole U there (one
+#: process, taking turns, median of 6), and its peak rose 497 -> 525 MB.
 FILTER_BYTES = 8 * 2**20
 
 #: Largest copy of strided input tiles made at once by :func:`transform` (bytes).
